@@ -1,0 +1,99 @@
+r"""Throughput of `xmcgan_tf.text.encoder.encode_captions` (captions per second).
+
+Encodes synthetic scene captions ("a large red circle in the top left ...") with the offline
+all-MiniLM-L6-v2 module for each T in --max_tokens and prints one Markdown table row per T,
+preceded by the machine (CPU count, CPU model, load average). A warm-up batch per T is excluded
+from the timing.
+
+Usage:
+  python -m data_tools.build_text_encoder --output_dir artifacts/text_encoder   # once
+  python -m benchmarks.encode_captions_benchmark --text_encoder_dir artifacts/text_encoder
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import time
+from typing import Sequence
+
+from absl import app, flags
+
+from xmcgan_tf.text import encoder
+
+_TEXT_ENCODER_DIR = flags.DEFINE_string(
+    "text_encoder_dir", "artifacts/text_encoder", "Directory holding preprocess/ and encoder/."
+)
+_NUM_CAPTIONS = flags.DEFINE_integer("num_captions", 2000, "Captions to encode per T.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Captions per encoder call.")
+_MAX_TOKENS = flags.DEFINE_list("max_tokens", ["17", "24"], "Values of T to measure.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the caption generator.")
+
+_SIZES = ["small", "large", "tiny", "big", "huge"]
+_COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "crimson", "turquoise", "white"]
+_SHAPES = ["circle", "square", "triangle", "star", "heart", "disk", "box"]
+_PLACES = [
+    "in the top left", "in the top right", "in the middle", "near the bottom", "at the upper left corner",
+    "on the right side", "in the center of the picture", "near the lower right corner",
+]
+_RELATIONS = ["left of", "right of", "above", "below", "next to"]
+_TEMPLATES = [
+    "a {s1} {c1} {h1} {p1}",
+    "there is a {s1} {c1} {h1} {p1}",
+    "a {c1} {h1} {r} a {s2} {c2} {h2}",
+    "a {s1} {c1} {h1} {r} a {c2} {h2} {p2} of the image",
+    "the picture shows a {c1} {h1} and a {s2} {c2} {h2} {p2}",
+    "{p1} we see a {s1} {c1} {h1}, and {r} it sits a {c2} {h2}",
+]
+
+
+def synthetic_captions(num: int, seed: int) -> list[str]:
+    """Returns `num` scene captions drawn from fixed templates with a seeded generator."""
+    rng = random.Random(seed)
+    captions = []
+    for _ in range(num):
+        words = {
+            "s1": rng.choice(_SIZES), "s2": rng.choice(_SIZES),
+            "c1": rng.choice(_COLORS), "c2": rng.choice(_COLORS),
+            "h1": rng.choice(_SHAPES), "h2": rng.choice(_SHAPES),
+            "p1": rng.choice(_PLACES), "p2": rng.choice(_PLACES), "r": rng.choice(_RELATIONS),
+        }
+        captions.append(rng.choice(_TEMPLATES).format(**words))
+    return captions
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    captions = synthetic_captions(_NUM_CAPTIONS.value, _SEED.value)
+    preprocess = os.path.join(_TEXT_ENCODER_DIR.value, "preprocess")
+    encoder_dir = os.path.join(_TEXT_ENCODER_DIR.value, "encoder")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}), load average {load} (1/5/15 min) at start")
+    print("| T | batch | captions | seconds | captions/s |")
+    print("|---|---|---|---|---|")
+    for max_tokens in [int(value) for value in _MAX_TOKENS.value]:
+        text_encoder = encoder.TextEncoder(preprocess, encoder_dir, max_tokens=max_tokens)
+        encoder.encode_captions(text_encoder, captions[: _BATCH_SIZE.value], batch_size=_BATCH_SIZE.value)
+        start = time.perf_counter()
+        embeddings, _ = encoder.encode_captions(text_encoder, captions, batch_size=_BATCH_SIZE.value)
+        seconds = time.perf_counter() - start
+        assert embeddings.shape == (len(captions), max_tokens, text_encoder.embedding_dim)
+        print(f"| {max_tokens} | {_BATCH_SIZE.value} | {len(captions)} | {seconds:.2f} | "
+              f"{len(captions) / seconds:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,102 @@
+"""Object accuracy (SOA analogue) on hand-made predictions."""
+
+import numpy as np
+import pytest
+
+from xmcgan_tf.evaluation import object_accuracy
+
+G = 3
+
+
+def _objects(rows):
+    """rows: per image a list of (shape, color, size, row, col); padded with -1 to K = 2."""
+    out = {f: np.full((len(rows), 2), -1, np.int64) for f in object_accuracy.OBJECT_FIELDS}
+    for n, objs in enumerate(rows):
+        for k, obj in enumerate(objs):
+            for f, v in zip(object_accuracy.OBJECT_FIELDS, obj):
+                out[f][n, k] = v
+    return out
+
+
+def _oracle(objects):
+    """Predictions that reproduce the ground truth exactly."""
+    n = objects["shape"].shape[0]
+    pred = {f: np.zeros((n, G * G), np.int64) for f in object_accuracy.PREDICTED_FIELDS}
+    for i in range(n):
+        for k in range(objects["shape"].shape[1]):
+            if objects["shape"][i, k] < 0:
+                continue
+            cell = objects["row"][i, k] * G + objects["col"][i, k]
+            pred["shape"][i, cell] = objects["shape"][i, k] + 1
+            pred["color"][i, cell] = objects["color"][i, k]
+            pred["size"][i, cell] = objects["size"][i, k]
+    return pred
+
+
+SCENES = [
+    [(0, 1, 0, 0, 0)],
+    [(2, 3, 1, 1, 2), (4, 5, 0, 2, 0)],
+    [(1, 7, 1, 2, 2)],
+    [(3, 0, 0, 0, 1), (0, 2, 1, 1, 1)],
+]
+LABELS = np.array([0 * 8 + 1, 2 * 8 + 3, 1 * 8 + 7, 0 * 8 + 1])
+
+
+def test_oracle_predictions_recall_everything():
+    objects = _objects(SCENES)
+    acc = object_accuracy.object_accuracy(_oracle(objects), objects, np.ones(4), np.ones(4),
+                                          LABELS, G)
+    assert acc.image_averaged == 1.0 and acc.class_averaged == 1.0
+    assert acc.num_objects == 6 and acc.num_images == 4 and acc.num_classes == 3
+
+
+def test_position_and_size_count_only_when_stated():
+    objects = _objects(SCENES)
+    pred = _oracle(objects)
+    # Image 1: move the second object one cell to the right and flip its size.
+    pred = {f: v.copy() for f, v in pred.items()}
+    for f in ("shape", "color", "size"):
+        pred[f][1, 2 * G + 1] = pred[f][1, 2 * G + 0]
+        pred[f][1, 2 * G + 0] = 0
+    pred["size"][1, 2 * G + 1] = 1
+    recall = lambda pos, size: object_accuracy.object_recall(  # noqa: E731
+        pred, objects, np.full(4, pos), np.full(4, size), G)[1]
+    np.testing.assert_array_equal(recall(0, 0), [1, 1])
+    np.testing.assert_array_equal(recall(1, 0), [1, 0])
+    np.testing.assert_array_equal(recall(0, 1), [1, 0])
+    np.testing.assert_array_equal(recall(1, 1), [1, 0])
+    # Padding is NaN.
+    assert np.isnan(object_accuracy.object_recall(pred, objects, np.ones(4), np.ones(4), G)[0, 1])
+
+
+def test_wrong_colour_is_a_miss_and_averages_follow_definitions():
+    objects = _objects(SCENES)
+    pred = _oracle(objects)
+    pred["color"][1, 1 * G + 2] = 0  # image 1, first object: wrong colour
+    pred["shape"][3] = 0  # image 3: nothing detected
+    acc = object_accuracy.object_accuracy(pred, objects, np.zeros(4), np.zeros(4), LABELS, G)
+    per_image = np.array([1.0, 0.5, 1.0, 0.0])
+    assert acc.image_averaged == pytest.approx(per_image.mean())
+    # classes: 1 -> images 0, 3 (mean 0.5); 19 -> image 1 (0.5); 15 -> image 2 (1.0)
+    assert acc.class_averaged == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+
+
+def test_unlabelled_images_only_count_in_the_image_average():
+    objects = _objects(SCENES)
+    acc = object_accuracy.object_accuracy(_oracle(objects), objects, np.ones(4), np.ones(4),
+                                          np.full(4, -1), G)
+    assert acc.image_averaged == 1.0 and np.isnan(acc.class_averaged)
+
+
+def test_bad_inputs_name_the_problem():
+    objects = _objects(SCENES)
+    pred = _oracle(objects)
+    with pytest.raises(ValueError, match="3x3 grid"):
+        object_accuracy.object_recall({f: v[:, :4] for f, v in pred.items()}, objects,
+                                      np.ones(4), np.ones(4), G)
+    with pytest.raises(ValueError, match="lacks the fields"):
+        object_accuracy.object_recall({"shape": pred["shape"]}, objects, np.ones(4),
+                                      np.ones(4), G)
+    empty = _objects([[], [], [], []])
+    with pytest.raises(ValueError, match="name no objects"):
+        object_accuracy.object_accuracy(pred, empty, np.ones(4), np.ones(4), LABELS, G)

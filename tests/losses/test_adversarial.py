@@ -1,0 +1,59 @@
+"""Tests of xmcgan_tf.losses.adversarial (hinge losses)."""
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from tests.losses import numpy_reference
+from xmcgan_tf.losses import adversarial
+
+
+class HingeLossTest(tf.test.TestCase, parameterized.TestCase):
+
+    def test_hand_computed_constants(self):
+        real = np.array([2.0, 0.5, -1.0], np.float32)  # relu(1 - D): 0, 0.5, 2
+        fake = np.array([-2.0, 0.0, 1.5], np.float32)  # relu(1 + D): 0, 1, 2.5
+        self.assertAllClose(adversarial.hinge_discriminator_loss(real, fake), 2.5 / 3 + 3.5 / 3)
+        self.assertAllClose(adversarial.hinge_generator_loss(fake), -(-2.0 + 0.0 + 1.5) / 3)
+
+    @parameterized.parameters((2, 2, 0), (3, 3, 1), (4, 2, 2))
+    def test_matches_numpy(self, num_real, num_fake, seed):
+        rng = np.random.RandomState(seed)
+        real = rng.randn(num_real).astype(np.float32) * 2
+        fake = rng.randn(num_fake).astype(np.float32) * 2
+        d_loss = adversarial.hinge_discriminator_loss(real, fake)
+        g_loss = adversarial.hinge_generator_loss(fake)
+        for loss in (d_loss, g_loss):
+            self.assertEqual(loss.dtype, tf.float32)
+            self.assertEqual(loss.shape, ())
+        self.assertAllClose(d_loss, numpy_reference.hinge_discriminator(real, fake), atol=1e-6)
+        self.assertAllClose(g_loss, numpy_reference.hinge_generator(fake), atol=1e-6)
+
+    def test_confident_discriminator_has_zero_loss(self):
+        self.assertAllClose(adversarial.hinge_discriminator_loss([1.0, 3.0], [-1.0, -5.0]), 0.0)
+
+    def test_gradients(self):
+        real = tf.Variable([2.0, 0.5, -1.0])
+        fake = tf.Variable([-2.0, 0.0, 1.5])
+        with tf.GradientTape(persistent=True) as tape:
+            d_loss = adversarial.hinge_discriminator_loss(real, fake)
+            g_loss = adversarial.hinge_generator_loss(fake)
+        grad_real, grad_fake = tape.gradient(d_loss, [real, fake])
+        self.assertAllClose(grad_real, [0.0, -1 / 3, -1 / 3])
+        self.assertAllClose(grad_fake, [0.0, 1 / 3, 1 / 3])
+        self.assertAllClose(tape.gradient(g_loss, fake), [-1 / 3] * 3)
+
+    def test_bfloat16_inputs_give_float32(self):
+        real = tf.constant([2.0, 0.5, -1.0], tf.bfloat16)
+        fake = tf.constant([-2.0, 0.0, 1.5], tf.bfloat16)
+        self.assertEqual(adversarial.hinge_discriminator_loss(real, fake).dtype, tf.float32)
+        self.assertEqual(adversarial.hinge_generator_loss(fake).dtype, tf.float32)
+        self.assertAllClose(adversarial.hinge_discriminator_loss(real, fake), 2.0)
+
+    def test_bad_inputs_raise(self):
+        with self.assertRaisesRegex(ValueError, r"real_logits must have shape \[B\]"):
+            adversarial.hinge_discriminator_loss(tf.zeros([2, 1]), tf.zeros([2]))
+        with self.assertRaisesRegex(ValueError, r"fake_logits must have shape \[B\]"):
+            adversarial.hinge_generator_loss(tf.zeros([2, 1]))
+        with self.assertRaisesRegex(TypeError, "floating-point"):
+            adversarial.hinge_generator_loss(tf.constant([1, 2]))

@@ -1,0 +1,187 @@
+"""Tests of xmcgan_tf.networks.discriminator."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl.testing import parameterized
+
+from xmcgan_tf.networks import discriminator
+
+BATCH, DIM = 2, 16
+
+
+def _inputs(image_size, seed=0, batch=BATCH, embedding_dim=DIM):
+    rng = np.random.RandomState(seed)
+    images = rng.uniform(size=(batch, image_size, image_size, 3)).astype(np.float32)
+    sentence = rng.randn(batch, embedding_dim).astype(np.float32)
+    return images, sentence
+
+
+def _tiny(image_size=64, **kwargs):
+    kwargs = {"df_dim": 4, "embedding_dim": DIM, **kwargs}
+    return discriminator.Discriminator(image_size=image_size, **kwargs)
+
+
+def _trainable_count(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+
+
+class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters(64, 128, 256)
+    def test_output_shapes(self, image_size):
+        model = _tiny(image_size)
+        outputs = model(*_inputs(image_size), training=True)
+        self.assertIsInstance(outputs, discriminator.DiscriminatorOutputs)
+        channels = 4 * discriminator.BLOCK_CHANNELS[image_size][-1]
+        self.assertEqual(outputs.logits.shape, (BATCH,))
+        self.assertEqual(outputs.global_features.shape, (BATCH, channels))
+        self.assertEqual(outputs.region_features.shape, (BATCH, 16 * 16, DIM))
+        self.assertEqual(outputs.sentence_projection.shape, (BATCH, channels))
+        for value in outputs:
+            self.assertEqual(value.dtype, tf.float32)
+
+    def test_outputs_match_recomputation(self):
+        """[0,1]→[-1,1], regions at 16×16, x_pool = spatial SUM of ReLU, projection logit."""
+        model = _tiny(64)
+        images, sentence = _inputs(64, seed=1)
+        outputs = model(images, sentence, training=False)
+
+        x = model.optimized_block(images * 2.0 - 1.0)  # 32×32
+        features = []
+        for block in model.blocks:
+            x = block(x)
+            features.append(np.array(x))
+        region_conv = model.region_projection.layer
+        regions = features[0] @ np.array(region_conv.kernel)[0, 0] + np.array(region_conv.bias)
+        x_pool = np.maximum(features[-1], 0.0).sum(axis=(1, 2))
+        e = (sentence @ np.array(model.sentence_projection.layer.kernel)
+             + np.array(model.sentence_projection.layer.bias))
+        logits = (x_pool @ np.array(model.logit.layer.kernel)[:, 0]
+                  + np.array(model.logit.layer.bias)[0] + (x_pool * e).sum(axis=-1))
+
+        self.assertAllClose(outputs.region_features, regions.reshape(BATCH, 256, DIM),
+                            rtol=1e-4, atol=1e-4)
+        self.assertAllClose(outputs.global_features, x_pool, rtol=1e-4, atol=1e-4)
+        self.assertAllClose(outputs.sentence_projection, e, rtol=1e-4, atol=1e-4)
+        self.assertAllClose(outputs.logits, logits, rtol=1e-4, atol=1e-3)
+
+    def test_channel_and_downsample_tables(self):
+        model = _tiny(128, df_dim=3)
+        self.assertEqual(model.optimized_block.filters, 6)
+        self.assertEqual([b.filters for b in model.blocks], [6, 12, 24, 48, 48])
+        self.assertEqual([b.downsample for b in model.blocks], [True] * 4 + [False])
+        model = _tiny(256, df_dim=3)
+        self.assertEqual([b.filters for b in model.blocks], [6, 12, 24, 24, 48, 48])
+        model = _tiny(64, df_dim=3)
+        self.assertEqual([b.filters for b in model.blocks], [6, 12, 24, 48])
+        self.assertEqual([b.downsample for b in model.blocks], [True, True, True, False])
+
+    def test_spectral_normalization_on_every_conv_and_dense(self):
+        model = _tiny()
+        model(*_inputs(64))
+        layers = list(model._flatten_layers(include_self=False))
+        wrapped = {id(layer.layer) for layer in layers
+                   if isinstance(layer, keras.layers.SpectralNormalization)}
+        kernels = [layer for layer in layers
+                   if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+        # 64 px: 3 convs in each of the 5 blocks (all have a 1×1 shortcut: they downsample
+        # or change channels) + region projection + logit + sentence projection.
+        self.assertLen(kernels, 18)
+        for layer in kernels:
+            self.assertIn(id(layer), wrapped, layer.name)
+        self.assertEmpty([layer for layer in layers
+                          if isinstance(layer, keras.layers.BatchNormalization)])
+
+    def test_power_iteration_runs_only_in_training(self):
+        model = _tiny()
+        inputs = _inputs(64)
+        model(*inputs, training=False)
+        vectors = [v for v in model.non_trainable_weights if "vector_u" in v.path]
+        self.assertLen(vectors, 18)
+        before = [np.array(v) for v in vectors]
+        model(*inputs, training=False)
+        self.assertTrue(all(np.array_equal(b, v) for b, v in zip(before, vectors)))
+        model(*inputs, training=True)
+        self.assertTrue(all(not np.array_equal(b, v) for b, v in zip(before, vectors)))
+
+    def test_logits_depend_on_sentence(self):
+        model = _tiny()
+        images, sentence = _inputs(64)
+        logits = model(images, sentence).logits
+        self.assertNotAllClose(model(images, -sentence).logits, logits)
+
+    @parameterized.parameters((64, 8), (64, 32), (128, 4))
+    def test_cond_size(self, image_size, cond_size):
+        model = _tiny(image_size, cond_size=cond_size)
+        outputs = model(*_inputs(image_size))
+        self.assertEqual(outputs.region_features.shape, (BATCH, cond_size * cond_size, DIM))
+
+    def test_config_round_trip(self):
+        model = _tiny(name="d")
+        inputs = _inputs(64, seed=2)
+        want = model(*inputs, training=False)
+        config = model.get_config()
+        clone = discriminator.Discriminator.from_config(config)
+        self.assertEqual(clone.get_config(), config)
+        clone(*inputs, training=False)
+        clone.set_weights(model.get_weights())
+        for got, expected in zip(clone(*inputs, training=False), want):
+            self.assertAllClose(got, expected, rtol=1e-5, atol=1e-5)
+
+    def test_mixed_bfloat16_forward_pass(self):
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            model = _tiny()
+            outputs = model(*_inputs(64), training=True)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        self.assertEqual(model.compute_dtype, "bfloat16")
+        self.assertEqual(model.blocks[0].conv1.compute_dtype, "bfloat16")
+        self.assertTrue(all(v.dtype == "float32" for v in model.weights))
+        for value in outputs:
+            self.assertEqual(value.dtype, tf.float32)
+            self.assertTrue(np.all(np.isfinite(value)))
+
+    def test_unknown_image_size_raises(self):
+        with self.assertRaisesRegex(ValueError, r"image_size 32 .* allowed sizes are "
+                                                r"\[64, 128, 256\]"):
+            discriminator.Discriminator(image_size=32)
+
+    def test_bad_cond_size_raises(self):
+        with self.assertRaisesRegex(ValueError, "cond_size 64 .* allowed"):
+            discriminator.Discriminator(image_size=64, cond_size=64)
+
+    def test_batch_mismatch_raises(self):
+        model = _tiny()
+        images, _ = _inputs(64, batch=4)
+        _, sentence = _inputs(64, batch=2)
+        with self.assertRaisesRegex(ValueError, "Discriminator input sentence"):
+            model(images, sentence)
+
+
+class DiscriminatorParameterCountTest(tf.test.TestCase, parameterized.TestCase):
+    """Pinned parameter counts (trainable, all incl. the spectral-norm vectors)."""
+
+    @parameterized.parameters(
+        # Paper widths: df = 96, D = 768 (BERT-base).
+        (64, 96, 768, 45_730_177, 45_741_698),
+        (128, 96, 768, 88_348_033, 88_362_626),
+        (256, 8, 32, 689_089, 690_466),
+    )
+    def test_parameter_count(self, image_size, df_dim, embedding_dim, trainable, total):
+        model = discriminator.Discriminator(image_size=image_size, df_dim=df_dim,
+                                            embedding_dim=embedding_dim)
+        model(keras.KerasTensor((1, image_size, image_size, 3)),
+              keras.KerasTensor((1, embedding_dim)))
+        self.assertEqual(_trainable_count(model), trainable)
+        self.assertEqual(model.count_params(), total)
+
+    @pytest.mark.slow
+    def test_parameter_count_256_paper_width(self):
+        model = discriminator.Discriminator(image_size=256, df_dim=96, embedding_dim=768)
+        model(keras.KerasTensor((1, 256, 256, 3)), keras.KerasTensor((1, 768)))
+        self.assertEqual(_trainable_count(model), 99_851_905)
+        self.assertEqual(model.count_params(), 99_868_802)

@@ -1,0 +1,305 @@
+"""tf.data input pipeline for training and evaluation (SPEC §1.2).
+
+Legend: B batch (per replica when an `input_context` is given), S image size, T tokens per
+caption (including [CLS] and [SEP], padded), D text-encoder dimension, Z = z_dim.
+
+    shards (this input pipeline's share; shuffled per epoch when training) -> repeat
+    -> interleave (parallel, autotuned, each shard checked for corruption)
+    -> parse -> decode PNG/JPEG -> resize to [S, S] (bilinear) -> random horizontal flip
+       (training) -> [0, 1] -> caption choice -> words, word_mask, sentence -> z ~ N(0, I)
+    -> shuffle (training) -> [label_pairs: pair by label] -> batch (drop remainder) -> prefetch
+
+Element dicts (see `make_dataset`): `image [B, S, S, 3] float32 in [0, 1]`, `words [B, T, D]
+float32`, `word_mask [B, T] float32`, `sentence [B, D] float32`, `z [B, Z] float32`,
+`label [B] int64`, `caption [B] string`, plus the `_2` fields of the pairing variants
+(`xmcgan_tf.data.pairing`).
+
+Randomness. Every random choice of an example (flip, caption, second caption, z) is a stateless
+op keyed by (seed, input pipeline id, position of the record in this pipeline's stream), and the
+shuffles are seeded, so the stream is a function of `seed` alone; the order is deterministic
+in training too. The position comes from `Dataset.enumerate`, whose counter is part of the
+iterator state: an iterator saved with `tf.train.Checkpoint` and restored continues with the
+same next batch. Evaluation picks caption 0 of every image (and caption 1 as the second
+caption of `two_captions`), never flips, and reads shards in order, so two passes are equal.
+
+Corrupt shards. A shard is read with errors ignored while the bytes of its records (plus 16
+framing bytes each) are counted; when the shard ends, the count must equal the file size, or
+the pipeline fails with an `InvalidArgumentError` whose message names the shard (a truncated
+file or a record with a bad checksum stops the count short). Iterating inside
+`dataset_errors()` turns that error into one `schema.DatasetError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from xmcgan_tf.data import pairing
+from xmcgan_tf.data import schema
+from xmcgan_tf.data import sentence_embedding as sentence_embedding_lib
+
+SINGLE = "single"
+TWO_CAPTIONS = "two_captions"
+LABEL_PAIRS = "label_pairs"
+VARIANTS = (SINGLE, TWO_CAPTIONS, LABEL_PAIRS)
+
+CORRUPT_SHARD = "corrupt or unreadable TFRecord shard"
+# Bytes around each record in a TFRecord file: length (8), length CRC (4), data CRC (4).
+_RECORD_FRAMING_BYTES = 16
+_MAX_CYCLE_LENGTH = 16
+_CORRUPT_SHARD_PATTERN = re.compile(re.escape(CORRUPT_SHARD) + r" .*? bytes")
+
+
+def dataset_info(data_dir: str) -> schema.DatasetInfo:
+    """Reads `data_dir/dataset_info.json`; raises `schema.DatasetError` naming the problem."""
+    return schema.read_dataset_info(data_dir)
+
+
+@contextlib.contextmanager
+def dataset_errors() -> Iterator[None]:
+    """Re-raises a corrupt-shard error of a pipeline iterated inside as `schema.DatasetError`.
+
+    Usage: `with input_pipeline.dataset_errors(): model.fit(dataset, ...)`.
+    """
+    try:
+        yield
+    except tf.errors.OpError as e:
+        match = _CORRUPT_SHARD_PATTERN.search(e.message)
+        if match is None:
+            raise
+        raise schema.DatasetError(match.group(0)) from e
+
+
+def _check_positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_arguments(*, split: str, batch_size: int, image_size: int, z_dim: int, seed: int,
+                     repeat: int | None, shuffle_buffer: int, variant: str,
+                     sentence_embedding: str, label_rule: str) -> None:
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"split must be a non-empty string, got {split!r}")
+    _check_positive(batch_size=batch_size, image_size=image_size, z_dim=z_dim,
+                    shuffle_buffer=shuffle_buffer)
+    if repeat is not None:
+        _check_positive(repeat=repeat)
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; allowed: {list(VARIANTS)}")
+    sentence_embedding_lib.check_method(sentence_embedding)
+    pairing.check_label_rule(label_rule)
+
+
+def _check_complete(shards: list[str], data_dir: str, split: str) -> None:
+    """Raises DatasetError unless the shards are exactly 0..K-1 of one K."""
+    names = [schema.parse_shard_name(path) for path in shards]
+    counts = sorted({count for _, _, count in names})
+    indices = {index for _, index, _ in names}
+    if len(counts) != 1 or indices != set(range(counts[0])):
+        expected = counts[-1]
+        missing = [schema.shard_name(split, i, expected) for i in range(expected)
+                   if i not in indices]
+        raise schema.DatasetError(
+            f"split {split!r} in {data_dir} is incomplete or mixes shard sets: found "
+            f"{len(shards)} shards with totals {counts}, missing {missing[:5]}"
+            + (" ..." if len(missing) > 5 else ""))
+
+
+def _read_shard(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
+    """Records of one shard [scalar string each]; fails naming the shard if it is corrupt.
+
+    Args:
+      path: scalar string, the shard's path.
+      size: scalar int64, the shard's size in bytes.
+    """
+    records = tf.data.TFRecordDataset(path).ignore_errors()
+    records = records.map(lambda record: (record, tf.constant(False)))
+    end = tf.data.Dataset.from_tensors((tf.constant(b""), tf.constant(True)))
+
+    def count_bytes(total, element):
+        record, is_end = element
+        length = tf.cast(tf.strings.length(record), tf.int64) + _RECORD_FRAMING_BYTES
+        total += tf.where(is_end, tf.constant(0, tf.int64), length)
+        return total, (record, is_end, total)
+
+    def keep(record, is_end, total):
+        del record
+        intact = tf.logical_or(tf.logical_not(is_end), tf.equal(total, size))
+        message = tf.strings.join([CORRUPT_SHARD, " ", path, ": read ", tf.strings.as_string(total),
+                                   " of ", tf.strings.as_string(size), " bytes"])
+        with tf.control_dependencies([tf.debugging.Assert(intact, [message])]):
+            return tf.logical_not(is_end)
+
+    records = records.concatenate(end).scan(tf.constant(0, tf.int64), count_bytes)
+    return records.filter(keep).map(lambda record, is_end, total: record)
+
+
+def _caption_fields(example: dict, index: tf.Tensor, max_tokens: int, method: str,
+                    suffix: str = "") -> dict[str, tf.Tensor]:
+    """words [T, D], word_mask [T], sentence [D] float32 and caption (string) of one caption."""
+    words = example["embeddings"][index]  # [T, D]
+    num_tokens = example["num_tokens"][index]
+    return {
+        "words" + suffix: words,
+        "word_mask" + suffix: sentence_embedding_lib.word_mask(num_tokens, max_tokens),
+        "sentence" + suffix: sentence_embedding_lib.sentence_embedding(words, num_tokens, method),
+        "caption" + suffix: example["captions"][index],
+    }
+
+
+def _example_fn(*, training: bool, max_tokens: int, embedding_dim: int, image_size: int,
+                variant: str, method: str, z_dim: int, keep_labels: bool, key: np.ndarray):
+    """The per-record map function (index [] int64, serialized [] string) -> dict."""
+    base_key = tf.constant(key, tf.int64)  # [2]
+
+    def process(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        example = schema.parse_example(serialized, max_tokens=max_tokens,
+                                       embedding_dim=embedding_dim)
+        flip_key, caption_key, second_key, z_key = tf.unstack(
+            tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(base_key, index), num=4))
+
+        image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
+        image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+        if training:
+            image = tf.image.stateless_random_flip_left_right(image, flip_key)
+        image = tf.ensure_shape(tf.clip_by_value(image / 255.0, 0.0, 1.0),
+                                [image_size, image_size, 3])
+
+        num_captions = tf.shape(example["captions"])[0]
+        if training:
+            first = tf.random.stateless_uniform([], caption_key, minval=0, maxval=num_captions,
+                                                dtype=tf.int32)
+        else:
+            first = tf.constant(0, tf.int32)
+        out = {"image": image,
+               **_caption_fields(example, first, max_tokens, method),
+               "z": tf.random.stateless_normal([z_dim], z_key),
+               "label": example["label"]}
+        if variant == TWO_CAPTIONS:
+            second = pairing.other_caption_index(first, num_captions,
+                                                 second_key if training else None)
+            out.update(_caption_fields(example, second, max_tokens, method,
+                                       pairing.PARTNER_SUFFIX))
+        if keep_labels:
+            out["labels"] = example["labels"]
+        return out
+
+    return process
+
+
+def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, max_tokens: int,
+                 embedding_dim: int, image_size: int, variant: str = SINGLE,
+                 sentence_embedding: str = sentence_embedding_lib.OFFICIAL, z_dim: int = 128,
+                 seed: int = 0, repeat: int | None = None, shuffle_buffer: int = 256,
+                 label_rule: str = pairing.LARGEST_AREA,
+                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """Batched examples of one split.
+
+    Args:
+      data_dir: dataset directory (shards + `dataset_info.json`).
+      split: split name, e.g. "train" or "val".
+      batch_size: global batch size; with `input_context` each batch holds
+        `input_context.get_per_replica_batch_size(batch_size)` examples.
+      training: True: shuffled shards and examples, random flips, a uniformly drawn caption,
+        endless by default. False: deterministic order, no flip, caption 0, one pass by default.
+      max_tokens: T the model expects; must equal the dataset's.
+      embedding_dim: D the model expects; must equal the dataset's.
+      image_size: S, images are resized to [S, S].
+      variant: "single", "two_captions" (adds `words_2, word_mask_2, sentence_2, caption_2`:
+        another caption of the same image, distinct when it has >= 2, same image and z) or
+        "label_pairs" (adds `image_2, words_2, word_mask_2, sentence_2, caption_2, label_2, z_2`
+        of another example with the same label; see `xmcgan_tf.data.pairing`).
+      sentence_embedding: "official", "masked_mean" or "cls" (see
+        `xmcgan_tf.data.sentence_embedding`).
+      z_dim: Z, size of the noise vector z ~ N(0, I).
+      seed: non-negative integer; the whole stream is a function of it.
+      repeat: passes over the split; None: endless when training, one pass otherwise.
+      shuffle_buffer: examples in the shuffle buffer (training).
+      label_rule: "largest_area" or "any_shared", for "label_pairs".
+      input_context: from `tf.distribute.Strategy.distribute_datasets_from_function`; this
+        input pipeline reads shards `input_pipeline_id::num_input_pipelines`. Without it the
+        dataset keeps the AUTO auto-shard policy.
+
+    Returns:
+      A `tf.data.Dataset` of dicts: `image [B, S, S, 3] float32 in [0, 1]`, `words [B, T, D]
+      float32`, `word_mask [B, T] float32` (1.0 on real tokens incl. [CLS]/[SEP]),
+      `sentence [B, D] float32`, `z [B, Z] float32`, `label [B] int64`, `caption [B] string`,
+      plus the variant's fields. Incomplete last batches are dropped.
+
+    Raises:
+      ValueError: an invalid argument.
+      schema.DatasetError: no `dataset_info.json`, T or D differ from the dataset's, no or an
+        incomplete set of shards for the split, fewer shards than input pipelines, or fewer
+        images than one batch in a finite pass. A corrupt shard fails at read time (see
+        `dataset_errors`).
+    """
+    _check_arguments(split=split, batch_size=batch_size, image_size=image_size, z_dim=z_dim,
+                     seed=seed, repeat=repeat, shuffle_buffer=shuffle_buffer, variant=variant,
+                     sentence_embedding=sentence_embedding, label_rule=label_rule)
+    info = dataset_info(data_dir)
+    schema.check_compatible(info, max_tokens=max_tokens, embedding_dim=embedding_dim,
+                            data_dir=data_dir)
+    shards = schema.list_shards(data_dir, split)
+    _check_complete(shards, data_dir, split)
+    passes = repeat if repeat is not None else (None if training else 1)
+    num_images = info.splits.get(split)
+    if passes is not None and num_images is not None and num_images * passes < batch_size:
+        raise schema.DatasetError(
+            f"split {split!r} in {data_dir} has {num_images} images; {passes} pass(es) cannot "
+            f"fill one batch of {batch_size} (incomplete batches are dropped)")
+
+    pipeline_id, num_pipelines, local_batch_size = 0, 1, batch_size
+    if input_context is not None:
+        pipeline_id = input_context.input_pipeline_id
+        num_pipelines = input_context.num_input_pipelines
+        local_batch_size = input_context.get_per_replica_batch_size(batch_size)
+        if len(shards) < num_pipelines:
+            raise schema.DatasetError(
+                f"split {split!r} in {data_dir} has {len(shards)} shards, fewer than the "
+                f"{num_pipelines} input pipelines; rewrite it with at least {num_pipelines} shards")
+        shards = shards[pipeline_id::num_pipelines]
+    sizes = [tf.io.gfile.stat(path).length for path in shards]
+
+    # Independent seeds for the shard shuffle, the example shuffle and the per-example keys.
+    file_seed, example_seed, *key = np.random.SeedSequence(
+        [int(seed), int(pipeline_id)]).generate_state(4, dtype=np.uint32).tolist()
+
+    files = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(shards, tf.string), tf.constant(sizes, tf.int64)))
+    if training:
+        files = files.shuffle(len(shards), seed=file_seed, reshuffle_each_iteration=True)
+    files = files.repeat(passes)
+    records = files.interleave(_read_shard, cycle_length=min(len(shards), _MAX_CYCLE_LENGTH),
+                               block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                               deterministic=True)
+
+    process = _example_fn(
+        training=training, max_tokens=max_tokens, embedding_dim=embedding_dim,
+        image_size=image_size, variant=variant, method=sentence_embedding, z_dim=z_dim,
+        keep_labels=variant == LABEL_PAIRS and label_rule == pairing.ANY_SHARED,
+        key=np.array(key, np.int64))
+    examples = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE,
+                                       deterministic=True)
+    if training:
+        examples = examples.shuffle(shuffle_buffer, seed=example_seed,
+                                    reshuffle_each_iteration=True)
+    if variant == LABEL_PAIRS:
+        examples = pairing.pair_by_label(examples, label_rule=label_rule)
+    batches = examples.batch(local_batch_size, drop_remainder=True,
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = batches.prefetch(tf.data.AUTOTUNE)
+
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF if input_context is not None
+        else tf.data.experimental.AutoShardPolicy.AUTO)
+    return batches.with_options(options)

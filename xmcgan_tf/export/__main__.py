@@ -1,0 +1,48 @@
+"""Exports a training run as a versioned SavedModel for TF Serving (SPEC §7).
+
+    python -m xmcgan_tf.export --checkpoint_dir=MODEL_DIR --export_dir=EXPORT_DIR \
+        [--version=N] [--checkpoint=PATH] [--text_preprocessor=H --text_encoder=H]
+
+Writes EXPORT_DIR/<version>/ (the next integer unless --version), never overwriting a version.
+The text-encoder handles default to those recorded in the run's dataset info.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from absl import app
+from absl import flags
+
+from xmcgan_tf.export import export_lib
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    """Command-line flags; defined only when the module runs as a program."""
+    flags.DEFINE_string("checkpoint_dir", None, "Training run directory MODEL_DIR.")
+    flags.DEFINE_string("export_dir", None, "Export base directory; versions go in <export_dir>/<N>/.")
+    flags.DEFINE_integer("version", None, "Version number to write (default: next integer).")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: the run's latest).")
+    flags.DEFINE_string("text_preprocessor", None, "Text preprocessor handle (default: the run's).")
+    flags.DEFINE_string("text_encoder", None, "Text encoder handle (default: the run's).")
+    flags.DEFINE_enum("sentence_embedding", None, ["official", "masked_mean", "cls"],
+                      "Sentence-embedding method (default: the run's).")
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    result = export_lib.export(
+        FLAGS.checkpoint_dir, FLAGS.export_dir, version=FLAGS.version, checkpoint=FLAGS.checkpoint,
+        text_preprocessor=FLAGS.text_preprocessor, text_encoder=FLAGS.text_encoder,
+        sentence_embedding=FLAGS.sentence_embedding)
+    print(f"exported step {result.step} ({result.checkpoint_path}) as version {result.version}: "
+          f"{result.path}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    flags.mark_flags_as_required(["checkpoint_dir", "export_dir"])
+    app.run(main)

@@ -1,0 +1,71 @@
+"""Saving and loading a pretrained dual encoder by directory.
+
+A dual-encoder directory holds `dual_encoder.json` (the network's config and the T it was
+built for) and `dual_encoder.weights.h5`, both written to temporary names and renamed, so an
+interrupted save never leaves a half-written encoder. The pretraining run directory is such a
+directory; the GAN stage (T2I_CL, SCL) and R-precision load it by path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from xmcgan_tf.networks import dual_encoder as dual_encoder_lib
+
+CONFIG_FILE = "dual_encoder.json"
+WEIGHTS_FILE = "dual_encoder.weights.h5"
+
+
+class DualEncoderLoadError(ValueError):
+    """A dual-encoder directory that cannot be loaded; the message names the problem."""
+
+
+def save_dual_encoder(encoder: dual_encoder_lib.DualEncoder, directory: str, *,
+                      max_tokens: int, info: dict | None = None) -> str:
+    """Writes `encoder` into `directory` atomically; returns the weights path.
+
+    Args:
+      encoder: a built DualEncoder.
+      directory: destination (created if needed).
+      max_tokens: T of the captions it encodes.
+      info: extra facts to record (training step, dataset, losses used).
+    """
+    tf.io.gfile.makedirs(directory)
+    weights = os.path.join(directory, WEIGHTS_FILE)
+    encoder.save_weights(weights + ".tmp.weights.h5")
+    tf.io.gfile.rename(weights + ".tmp.weights.h5", weights, overwrite=True)
+    config_path = os.path.join(directory, CONFIG_FILE)
+    with tf.io.gfile.GFile(config_path + ".tmp", "w") as f:
+        json.dump({"config": encoder.get_config(), "max_tokens": int(max_tokens),
+                   "info": info or {}}, f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(config_path + ".tmp", config_path, overwrite=True)
+    return weights
+
+
+def load_dual_encoder(directory: str, *, trainable: bool = False
+                      ) -> dual_encoder_lib.DualEncoder:
+    """Rebuilds and loads the dual encoder saved in `directory` (frozen unless `trainable`).
+
+    Raises:
+      DualEncoderLoadError: the directory or one of its files is missing or unreadable.
+    """
+    config_path = os.path.join(directory, CONFIG_FILE)
+    weights = os.path.join(directory, WEIGHTS_FILE)
+    for path in (config_path, weights):
+        if not tf.io.gfile.exists(path):
+            raise DualEncoderLoadError(
+                f"{path} not found: {directory!r} is not a pretrained dual-encoder directory "
+                "(train one with `python -m xmcgan_tf.pretrain_encoder`)")
+    with tf.io.gfile.GFile(config_path) as f:
+        saved = json.load(f)
+    encoder = dual_encoder_lib.DualEncoder.from_config(saved["config"])
+    encoder.build_for_inputs(max_tokens=int(saved["max_tokens"]))
+    try:
+        encoder.load_weights(weights)
+    except ValueError as e:
+        raise DualEncoderLoadError(f"{weights} does not match {config_path}: {e}") from e
+    encoder.trainable = trainable
+    return encoder

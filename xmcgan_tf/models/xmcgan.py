@@ -1,0 +1,423 @@
+"""XMC-GAN: the cross-modal contrastive GAN update (SPEC §3; Zhang et al. 2021,
+https://arxiv.org/abs/2101.04702).
+
+    L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real)
+    L_G = hinge_G + λ1 · L_sent(fake) + λ2 · L_word(fake) + λ3 · (L_img^D + L_img^enc)
+          + Σ_extra weight · term
+
+The discriminator never trains its contrastive heads on fakes: the fake-side contrastive terms
+only enter L_G. Each training step takes `d_steps_per_g_step` slices of the per-replica batch:
+every slice but the last is a discriminator-only update (`_discriminator_step`), the last one
+is a joint update (`_joint_step`): one forward pass, D's gradient from L_D and G's from L_G out
+of one tape, both optimizers stepping together. The EMA generator then follows G.
+
+The step is a single-replica view (STYLE rule 5): every loss is a per-replica mean, scaled once
+by `distribution.scale_for_replicas` inside the tape.
+
+Extension points (used by caption- and label-contrastive variants):
+- `branch_fn` turns a batch into one or more `Branch`es (image, z and caption the generator is
+  conditioned on). Every GAN and XMC-GAN term is summed over the branches.
+- `extra_generator_losses` are `GeneratorLossTerm`s called with the `BranchOutputs` of all
+  branches; their weighted losses are added to L_G and reported under their own names.
+
+Legend: B per-replica batch (of one slice), S image size, T tokens, D text dimension,
+C discriminator channels, R regions.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, NamedTuple, Protocol, Sequence
+
+import keras
+import tensorflow as tf
+
+from xmcgan_tf.losses import adversarial
+from xmcgan_tf.losses import contrastive
+from xmcgan_tf.losses import distribution
+from xmcgan_tf.losses import word_contrastive
+from xmcgan_tf.models import ema as ema_lib
+from xmcgan_tf.models import generator_loading
+from xmcgan_tf.networks import discriminator as discriminator_lib
+from xmcgan_tf.networks import generator as generator_lib
+
+D_LOSS_NAMES = ("loss/d_total", "loss/d_hinge", "loss/d_sentence", "loss/d_word")
+G_LOSS_NAMES = ("loss/g_total", "loss/g_hinge", "loss/g_sentence", "loss/g_word",
+                "loss/g_image_d", "loss/g_image_enc")
+SCORE_NAMES = ("scores/real", "scores/fake", "contrastive/sentence_acc")
+
+
+class Branch(NamedTuple):
+    """What the generator is conditioned on, with the matching real images.
+
+    Attributes:
+      image: [B, S, S, 3] float32 in [0, 1], real images described by the caption.
+      z: [B, z_dim] float32 noise.
+      sentence: [B, D] float32 sentence embeddings.
+      words: [B, T, D] float32 word embeddings.
+      word_mask: [B, T] float32, 1 on real tokens.
+    """
+
+    image: tf.Tensor
+    z: tf.Tensor
+    sentence: tf.Tensor
+    words: tf.Tensor
+    word_mask: tf.Tensor
+
+
+class BranchOutputs(NamedTuple):
+    """One branch after the forward pass.
+
+    Attributes:
+      inputs: the Branch.
+      fake_images: [B, S, S, 3] G(z, caption), in [0, 1].
+      real: DiscriminatorOutputs of (inputs.image, inputs.sentence).
+      fake: DiscriminatorOutputs of (fake_images, inputs.sentence).
+    """
+
+    inputs: Branch
+    fake_images: tf.Tensor
+    real: discriminator_lib.DiscriminatorOutputs
+    fake: discriminator_lib.DiscriminatorOutputs
+
+
+class GeneratorLossTerm(Protocol):
+    """An extra generator loss: L_G += weight · Σ (values of the returned dict).
+
+    Attributes:
+      weight: the term's weight in L_G.
+      names: the names of the losses the term returns (reported as they are).
+    """
+
+    weight: float
+    names: Sequence[str]
+
+    def __call__(self, branches: Sequence[BranchOutputs]) -> Mapping[str, tf.Tensor]:
+        """Returns named float32 scalar losses (per-replica means), e.g. {"loss/g_nt_xent": x}."""
+
+
+BranchFn = Callable[[Mapping[str, tf.Tensor]], Sequence[Branch]]
+
+
+def single_branch(batch: Mapping[str, tf.Tensor]) -> list[Branch]:
+    """The default `branch_fn`: one branch from `image`, `z`, `sentence`, `words`, `word_mask`."""
+    return [Branch(image=batch["image"], z=batch["z"], sentence=batch["sentence"],
+                   words=batch["words"], word_mask=batch["word_mask"])]
+
+
+def split_batch(batch: Mapping[str, tf.Tensor], num_slices: int) -> list[dict[str, tf.Tensor]]:
+    """Splits every tensor of a batch into `num_slices` equal slices along the batch axis.
+
+    Raises:
+      ValueError: the static batch size is not divisible by `num_slices`.
+    """
+    for name, value in batch.items():
+        size = value.shape[0]
+        if size is not None and size % num_slices:
+            raise ValueError(f"per-replica batch size {size} (of {name!r}) is not divisible by "
+                             f"d_steps_per_g_step={num_slices}")
+    slices = [dict() for _ in range(num_slices)]
+    for name, value in batch.items():
+        for piece, part in zip(slices, tf.split(value, num_slices, axis=0)):
+            piece[name] = part
+    return slices
+
+
+def _sum(values: Sequence[tf.Tensor]) -> tf.Tensor:
+    return tf.add_n(list(values)) if len(values) > 1 else values[0]
+
+
+def _batch_size(x: tf.Tensor) -> int | tf.Tensor:
+    """Static batch size when known, else the dynamic one."""
+    return x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+
+
+def _split_real_fake(outputs: discriminator_lib.DiscriminatorOutputs, num_real: int):
+    """Splits D outputs of concat([real, fake]) into the real and the fake halves."""
+    real = discriminator_lib.DiscriminatorOutputs(*(t[:num_real] for t in outputs))
+    fake = discriminator_lib.DiscriminatorOutputs(*(t[num_real:] for t in outputs))
+    return real, fake
+
+
+class XMCGAN(keras.Model):
+    """Generator G, discriminator D and EMA generator G_ema with the XMC-GAN update.
+
+    Call `compile(d_optimizer=..., g_optimizer=...)` inside the distribution strategy's scope,
+    then train with `fit` or a custom loop calling `train_step` under `strategy.run`.
+
+    Args:
+      generator: the Generator G (built or not).
+      discriminator: the Discriminator D (built or not).
+      max_tokens: T, used to build the networks.
+      sentence_weight: λ1 of L_sent (D and G). 0 skips the term.
+      word_weight: λ2 of L_word (D and G). 0 skips the term.
+      image_weight: λ3 of L_img^D + L_img^enc (G). 0 skips both.
+      sentence_temperature: τ of L_sent.
+      image_temperature: τ of L_img^D and L_img^enc.
+      gamma1: L_word attention sharpness over regions.
+      gamma2: L_word word soft-maximum sharpness.
+      gamma3: L_word logit scale.
+      global_negatives: contrastive negatives from all replicas instead of the local batch.
+      d_steps_per_g_step: slices per step; all but the last are D-only updates.
+      ema_decay: EMA decay of G_ema.
+      image_encoder: frozen image encoder for L_img^enc ([B, S, S, 3] in [0, 1] -> [B, K]
+        float32), or None to leave L_img^enc out.
+      branch_fn: batch -> branches (default `single_branch`).
+      extra_generator_losses: GeneratorLossTerms added to L_G.
+      **kwargs: `keras.Model` arguments (name).
+    """
+
+    def __init__(self, generator: generator_lib.Generator,
+                 discriminator: discriminator_lib.Discriminator, *, max_tokens: int,
+                 sentence_weight: float = 1.0, word_weight: float = 1.0,
+                 image_weight: float = 1.0, sentence_temperature: float = 0.1,
+                 image_temperature: float = 0.1, gamma1: float = 5.0, gamma2: float = 5.0,
+                 gamma3: float = 50.0, global_negatives: bool = False,
+                 d_steps_per_g_step: int = 2, ema_decay: float = 0.999,
+                 image_encoder: keras.layers.Layer | None = None,
+                 branch_fn: BranchFn = single_branch,
+                 extra_generator_losses: Sequence[GeneratorLossTerm] = (), **kwargs):
+        kwargs.setdefault("name", "xmcgan")
+        super().__init__(**kwargs)
+        if d_steps_per_g_step < 1:
+            raise ValueError(f"d_steps_per_g_step must be >= 1, got {d_steps_per_g_step}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.max_tokens = int(max_tokens)
+        self.sentence_weight = float(sentence_weight)
+        self.word_weight = float(word_weight)
+        self.image_weight = float(image_weight)
+        self.sentence_temperature = float(sentence_temperature)
+        self.image_temperature = float(image_temperature)
+        self.gamma1, self.gamma2, self.gamma3 = float(gamma1), float(gamma2), float(gamma3)
+        self.global_negatives = bool(global_negatives)
+        self.d_steps_per_g_step = int(d_steps_per_g_step)
+        self.image_encoder = image_encoder
+        self.branch_fn = branch_fn
+        self.extra_generator_losses = list(extra_generator_losses)
+
+        config = generator.get_config()
+        self.image_size = int(config["image_size"])
+        inputs = generator_loading.example_generator_inputs(config, self.max_tokens)
+        generator(*inputs, training=False)
+        discriminator(tf.zeros([1, self.image_size, self.image_size, 3]), inputs[1],
+                      training=False)
+        self.generator_ema = generator_lib.Generator.from_config(config)
+        self.generator_ema(*inputs, training=False)
+        self.ema = ema_lib.ExponentialMovingAverage(generator, self.generator_ema, ema_decay)
+        self.ema.initialize()
+
+        self._trackers = {name: keras.metrics.Mean(name=name)
+                          for name in self._reported_names()}
+        self.d_optimizer = None
+        self.g_optimizer = None
+        self.built = True
+
+    def _reported_names(self) -> list[str]:
+        skipped = set()
+        if not self.sentence_weight:
+            skipped |= {"loss/d_sentence", "loss/g_sentence"}
+        if not self.word_weight:
+            skipped |= {"loss/d_word", "loss/g_word"}
+        if not self.image_weight:
+            skipped |= {"loss/g_image_d", "loss/g_image_enc"}
+        if self.image_encoder is None:
+            skipped.add("loss/g_image_enc")
+        names = [n for n in D_LOSS_NAMES + G_LOSS_NAMES + SCORE_NAMES if n not in skipped]
+        for term in self.extra_generator_losses:
+            names.extend(n for n in term.names if n not in names)
+        return names
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self._trackers.values())
+
+    def compile(self, d_optimizer: keras.optimizers.Optimizer,
+                g_optimizer: keras.optimizers.Optimizer, **kwargs) -> None:
+        """Sets and builds both optimizers (call inside the strategy scope).
+
+        Args:
+          d_optimizer: optimizer of D's trainable weights.
+          g_optimizer: optimizer of G's trainable weights.
+          **kwargs: `keras.Model.compile` arguments (`jit_compile`, `run_eagerly`).
+        """
+        super().compile(optimizer=None, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        # Built eagerly, in the caller's strategy scope: lazily built optimizers fail under
+        # MirroredStrategy.
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+
+    # Forward pass.
+
+    def _generate(self, branch: Branch, training: bool) -> tf.Tensor:
+        return self.generator(branch.z, branch.sentence, branch.words, branch.word_mask,
+                              training=training)
+
+    def _discriminate(self, branch: Branch, fake_images: tf.Tensor,
+                      training: bool) -> BranchOutputs:
+        """D on real and fake images in one concatenated pass."""
+        images = tf.concat([branch.image, tf.cast(fake_images, branch.image.dtype)], axis=0)
+        sentences = tf.concat([branch.sentence, branch.sentence], axis=0)  # [2B, D]
+        outputs = self.discriminator(images, sentences, training=training)
+        real, fake = _split_real_fake(outputs, _batch_size(branch.image))
+        return BranchOutputs(inputs=branch, fake_images=fake_images, real=real, fake=fake)
+
+    # Losses (per-replica means; summed over branches).
+
+    def discriminator_loss(self, outputs: Sequence[BranchOutputs]
+                           ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real), summed over branches.
+
+        Returns:
+          (L_D float32 scalar, {name: float32 scalar} of every term, L_D and the scores).
+        """
+        terms = {"loss/d_hinge": _sum([adversarial.hinge_discriminator_loss(
+            o.real.logits, o.fake.logits) for o in outputs])}
+        total = terms["loss/d_hinge"]
+        if self.sentence_weight:
+            terms["loss/d_sentence"] = _sum([contrastive.sentence_contrastive_loss(
+                o.real.global_features, o.real.sentence_projection,
+                temperature=self.sentence_temperature, global_negatives=self.global_negatives)
+                for o in outputs])
+            total += self.sentence_weight * terms["loss/d_sentence"]
+        if self.word_weight:
+            terms["loss/d_word"] = _sum([self._word_loss(o.real.region_features, o.inputs)
+                                         for o in outputs])
+            total += self.word_weight * terms["loss/d_word"]
+        terms["loss/d_total"] = total
+        terms["scores/real"] = _sum([tf.reduce_mean(tf.cast(o.real.logits, tf.float32))
+                                     for o in outputs]) / len(outputs)
+        terms["scores/fake"] = _sum([tf.reduce_mean(tf.cast(o.fake.logits, tf.float32))
+                                     for o in outputs]) / len(outputs)
+        terms["contrastive/sentence_acc"] = _sum([contrastive.contrastive_accuracy(
+            o.real.global_features, o.real.sentence_projection) for o in outputs]) / len(outputs)
+        return total, terms
+
+    def generator_loss(self, outputs: Sequence[BranchOutputs]
+                       ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """L_G = hinge_G + λ1 · L_sent(fake) + λ2 · L_word(fake) + λ3 · (L_img^D + L_img^enc)
+        + Σ extra, summed over branches.
+
+        Returns:
+          (L_G float32 scalar, {name: float32 scalar} of every term and L_G).
+        """
+        terms = {"loss/g_hinge": _sum([adversarial.hinge_generator_loss(o.fake.logits)
+                                       for o in outputs])}
+        total = terms["loss/g_hinge"]
+        if self.sentence_weight:
+            terms["loss/g_sentence"] = _sum([contrastive.sentence_contrastive_loss(
+                o.fake.global_features, o.fake.sentence_projection,
+                temperature=self.sentence_temperature, global_negatives=self.global_negatives)
+                for o in outputs])
+            total += self.sentence_weight * terms["loss/g_sentence"]
+        if self.word_weight:
+            terms["loss/g_word"] = _sum([self._word_loss(o.fake.region_features, o.inputs)
+                                         for o in outputs])
+            total += self.word_weight * terms["loss/g_word"]
+        if self.image_weight:
+            terms["loss/g_image_d"] = _sum([contrastive.image_contrastive_loss(
+                o.fake.global_features, o.real.global_features,
+                temperature=self.image_temperature, global_negatives=self.global_negatives)
+                for o in outputs])
+            image_terms = terms["loss/g_image_d"]
+            if self.image_encoder is not None:
+                terms["loss/g_image_enc"] = _sum([self._encoder_image_loss(o) for o in outputs])
+                image_terms += terms["loss/g_image_enc"]
+            total += self.image_weight * image_terms
+        for term in self.extra_generator_losses:
+            values = dict(term(outputs))
+            terms.update(values)
+            total += term.weight * _sum(list(values.values()))
+        terms["loss/g_total"] = total
+        return total, terms
+
+    def _word_loss(self, regions: tf.Tensor, branch: Branch) -> tf.Tensor:
+        return word_contrastive.word_contrastive_loss(
+            regions, branch.words, branch.word_mask, gamma1=self.gamma1, gamma2=self.gamma2,
+            gamma3=self.gamma3, global_negatives=self.global_negatives)
+
+    def _encoder_image_loss(self, output: BranchOutputs) -> tf.Tensor:
+        """L_img^enc on the frozen encoder's features of the fake and real images."""
+        num_real = _batch_size(output.inputs.image)
+        features = self.image_encoder(tf.concat(
+            [tf.cast(output.fake_images, output.inputs.image.dtype), output.inputs.image],
+            axis=0))  # [2B, K]
+        real_features = tf.stop_gradient(features[num_real:])
+        return contrastive.image_contrastive_loss(
+            features[:num_real], real_features, temperature=self.image_temperature,
+            global_negatives=self.global_negatives)
+
+    # The update.
+
+    def _discriminator_step(self, half_batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """D-only update on one slice; fakes from G in training mode, outside the tape."""
+        branches = self.branch_fn(half_batch)
+        fakes = [self._generate(b, training=True) for b in branches]
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs = [self._discriminate(b, f, training=True) for b, f in zip(branches, fakes)]
+            d_total, terms = self.discriminator_loss(outputs)
+            scaled = distribution.scale_for_replicas(d_total)
+        gradients = tape.gradient(scaled, variables)
+        self.d_optimizer.apply_gradients(zip(gradients, variables))
+        return terms
+
+    def _joint_step(self, half_batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One forward pass; D steps on L_D and G on L_G, from one tape, together."""
+        branches = self.branch_fn(half_batch)
+        d_variables = self.discriminator.trainable_variables
+        g_variables = self.generator.trainable_variables
+        with tf.GradientTape(persistent=True) as tape:
+            outputs = [self._discriminate(b, self._generate(b, training=True), training=True)
+                       for b in branches]
+            d_total, d_terms = self.discriminator_loss(outputs)
+            g_total, g_terms = self.generator_loss(outputs)
+            d_scaled = distribution.scale_for_replicas(d_total)
+            g_scaled = distribution.scale_for_replicas(g_total)
+        d_gradients = tape.gradient(d_scaled, d_variables)
+        g_gradients = tape.gradient(g_scaled, g_variables)
+        del tape
+        self.d_optimizer.apply_gradients(zip(d_gradients, d_variables))
+        self.g_optimizer.apply_gradients(zip(g_gradients, g_variables))
+        return {**d_terms, **g_terms}
+
+    def train_step(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One XMC-GAN step on a per-replica batch (a replica's view under `strategy.run`).
+
+        Args:
+          batch: dict from `input_pipeline.make_dataset` (numeric entries; string entries are
+            ignored); the batch size must be divisible by `d_steps_per_g_step`.
+
+        Returns:
+          {name: float32 scalar}: the trackers' means since their last reset. The D terms
+          average over every D update of the step, the G terms come from the joint update.
+        """
+        batch = {k: v for k, v in batch.items() if v.dtype != tf.string}
+        slices = split_batch(batch, self.d_steps_per_g_step)
+        results = [self._discriminator_step(s) for s in slices[:-1]]
+        results.append(self._joint_step(slices[-1]))
+        self.ema.update()
+        for terms in results:
+            for name, value in terms.items():
+                if name not in self._trackers:
+                    raise KeyError(f"loss {name!r} is not among the reported names "
+                                   f"{sorted(self._trackers)}; list it in the term's `names`")
+                self._trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    def sample(self, batch: Mapping[str, tf.Tensor], use_ema: bool = True) -> tf.Tensor:
+        """Images of the batch's captions and z from G_ema (or G), in inference mode.
+
+        Args:
+          batch: dict with `z` [B, z_dim], `sentence` [B, D], `words` [B, T, D],
+            `word_mask` [B, T] float32.
+          use_ema: G_ema (True) or G.
+
+        Returns:
+          [B, S, S, 3] float32 in [0, 1].
+        """
+        generator = self.generator_ema if use_ema else self.generator
+        images = generator(batch["z"], batch["sentence"], batch["words"], batch["word_mask"],
+                           training=False)
+        return tf.cast(images, tf.float32)

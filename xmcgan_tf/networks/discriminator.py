@@ -1,0 +1,157 @@
+"""XMC-GAN discriminator (SPEC §2; Zhang et al. 2021, arXiv:2101.04702, Fig. 3).
+
+    x = 2·images − 1                                              [0, 1] → [−1, 1]
+    x = OptimizedBlock(2df)(x), then DiscBlocks (channel / downsample tables below)
+    regions = SN Conv1×1(D)(block output at cond_size × cond_size) → [B, R, D]
+    x_pool = Σ_{h,w} ReLU(x) of the last block                    [B, C] (a sum, not a mean)
+    e = SN Dense(C)(sentence)                                     [B, C]
+    logit = SN Dense(1)(x_pool) + Σ_c x_pool ⊙ e                   projection discriminator
+
+Spectral normalisation (one power iteration) wraps every convolution and dense layer; there is
+no normalisation layer. The caller concatenates real and fake images (and their sentences)
+into one batch so both go through D in one pass. D returns features, never losses: x_pool and
+e feed L_sent and L_img, the regions feed L_word (`xmcgan_tf.losses`).
+
+Legend: B batch, S image size, D text (BERT) dimension, R = cond_size² regions, C channels of
+the last block, df discriminator width.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from xmcgan_tf.layers import shape_checks
+from xmcgan_tf.networks import discriminator_blocks
+
+# Output channels (× df) of the optimized (first) block.
+OPTIMIZED_BLOCK_CHANNELS = 2
+
+# Output channels (× df) and downsampling of the DiscBlocks that follow, keyed by image size.
+BLOCK_CHANNELS = {
+    64: (2, 4, 8, 16),
+    128: (2, 4, 8, 16, 16),
+    256: (2, 4, 8, 8, 16, 16),
+}
+BLOCK_DOWNSAMPLE = {
+    64: (True, True, True, False),  # 32 → 16 → 8 → 4 → 4
+    128: (True, True, True, True, False),  # 64 → 32 → 16 → 8 → 4 → 4
+    256: (True, True, True, True, True, False),  # 128 → 64 → 32 → 16 → 8 → 4 → 4
+}
+
+
+class DiscriminatorOutputs(NamedTuple):
+    """Discriminator outputs, all float32.
+
+    Attributes:
+      logits: [B] real/fake logits.
+      global_features: [B, C] x_pool, the ReLU features of the last block summed over space.
+      region_features: [B, R, D] region features at cond_size × cond_size.
+      sentence_projection: [B, C] e = SN Dense(C)(sentence).
+    """
+
+    logits: tf.Tensor
+    global_features: tf.Tensor
+    region_features: tf.Tensor
+    sentence_projection: tf.Tensor
+
+
+class Discriminator(keras.Model):
+    """Projection discriminator with region and global features for the contrastive losses.
+
+    Args:
+      image_size: S, one of `BLOCK_CHANNELS` (64, 128, 256).
+      df_dim: discriminator width df (96 in the paper).
+      embedding_dim: D, the dimension of the sentence embedding and of the region features.
+      cond_size: spatial size of the block output that gives the region features.
+      **kwargs: `keras.Model` arguments (name, dtype).
+
+    Raises:
+      ValueError: unsupported image_size or cond_size.
+    """
+
+    def __init__(self, image_size: int = 128, df_dim: int = 96, embedding_dim: int = 768,
+                 cond_size: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        if image_size not in BLOCK_CHANNELS:
+            raise ValueError(f"Discriminator: image_size {image_size} is not supported; "
+                             f"allowed sizes are {sorted(BLOCK_CHANNELS)}")
+        channels = BLOCK_CHANNELS[image_size]
+        downsample = BLOCK_DOWNSAMPLE[image_size]
+        # Output size of the optimized block (index 0) and of each DiscBlock (1, 2, ...).
+        sizes = [image_size // 2]
+        for down in downsample:
+            sizes.append(sizes[-1] // 2 if down else sizes[-1])
+        if cond_size not in sizes:
+            raise ValueError(f"Discriminator: cond_size {cond_size} is not a block output size "
+                             f"of a {image_size} px discriminator; allowed "
+                             f"{sorted(set(sizes))}")
+        self.image_size = image_size
+        self.df_dim = df_dim
+        self.embedding_dim = embedding_dim
+        self.cond_size = cond_size
+        self._region_block = len(sizes) - 1 - sizes[::-1].index(cond_size)
+        self._feature_channels = df_dim * channels[-1]
+
+        self.optimized_block = discriminator_blocks.DiscOptimizedBlock(
+            df_dim * OPTIMIZED_BLOCK_CHANNELS, name="optimized_block", dtype=self.dtype_policy)
+        self.blocks = [
+            discriminator_blocks.DiscBlock(df_dim * multiplier, downsample=down,
+                                           name=f"disc_block{i + 1}", dtype=self.dtype_policy)
+            for i, (multiplier, down) in enumerate(zip(channels, downsample))
+        ]
+        self.region_projection = discriminator_blocks.spectral_conv(
+            embedding_dim, 1, "region_projection", dtype=self.dtype_policy)
+        # The heads see float32 features and give the float32 outputs.
+        self.logit = discriminator_blocks.spectral_dense(1, "logit", dtype="float32")
+        self.sentence_projection = discriminator_blocks.spectral_dense(
+            self._feature_channels, "sentence_projection", dtype="float32")
+
+    def call(self, images: tf.Tensor, sentence: tf.Tensor,
+             training: bool | None = None) -> DiscriminatorOutputs:
+        """Scores images against sentences.
+
+        Args:
+          images: [B, S, S, 3] float32 in [0, 1] (real and fake concatenated by the caller).
+          sentence: [B, D] float32 sentence embeddings paired with `images`.
+          training: when True, the spectral-norm power iteration updates its vectors.
+
+        Returns:
+          DiscriminatorOutputs(logits [B], global_features [B, C], region_features [B, R, D],
+          sentence_projection [B, C]), all float32.
+        """
+        size = self.image_size
+        shape_checks.assert_shape(images, [None, size, size, 3], "Discriminator input images")
+        shape_checks.assert_shape(sentence, [images.shape[0], self.embedding_dim],
+                                  "Discriminator input sentence")
+
+        x = images * 2.0 - 1.0  # [−1, 1]
+        x = self.optimized_block(x, training=training)
+        region_input = x
+        for index, block in enumerate(self.blocks, start=1):
+            x = block(x, training=training)
+            if index == self._region_block:
+                region_input = x
+
+        # Region features for L_word.
+        regions = self.region_projection(region_input, training=training)  # [B, cond, cond, D]
+        regions = ops.reshape(ops.cast(regions, "float32"),
+                              (-1, self.cond_size * self.cond_size, self.embedding_dim))
+
+        # Global feature x_pool: a sum over space of the last block's ReLU features.
+        x_pool = ops.sum(ops.relu(ops.cast(x, "float32")), axis=(1, 2))  # [B, C]
+
+        # Projection logit.
+        e = self.sentence_projection(sentence, training=training)  # [B, C]
+        logits = self.logit(x_pool, training=training)[:, 0] + ops.sum(x_pool * e, axis=-1)
+        return DiscriminatorOutputs(logits=logits, global_features=x_pool,
+                                    region_features=regions, sentence_projection=e)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(image_size=self.image_size, df_dim=self.df_dim,
+                      embedding_dim=self.embedding_dim, cond_size=self.cond_size)
+        return config

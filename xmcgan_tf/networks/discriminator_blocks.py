@@ -1,0 +1,184 @@
+"""Residual down-sampling blocks of the XMC-GAN discriminator (SPEC §2).
+
+Every convolution and dense layer of the discriminator is wrapped in
+`keras.layers.SpectralNormalization` with one power iteration; `spectral_conv` and
+`spectral_dense` build them (Glorot-normal kernels, as in the released code).
+
+    DiscOptimizedBlock (first block, on images):
+        h = down(conv3(ReLU(conv3(x))));      out = h + conv1(down(x))
+    DiscBlock:
+        h = conv3(ReLU(conv3(ReLU(x)))), then down(h) if downsampling;
+        shortcut = conv1(x) if downsampling or C ≠ F, else x; then down(shortcut) if downsampling.
+
+`down` is 2×2 average pooling.
+
+Legend: B batch, H×W input size, C input channels, F output channels (`filters`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from xmcgan_tf.layers import resampling
+from xmcgan_tf.layers import shape_checks
+
+# One power iteration per call, as in the paper and the released code.
+POWER_ITERATIONS = 1
+
+
+def spectral_conv(filters: int, kernel_size: int, name: str, dtype: Any = None,
+                  kernel_initializer: Any = "glorot_normal") -> keras.layers.Layer:
+    """A same-padded Conv2D with spectral normalisation.
+
+    Args:
+      filters: output channels.
+      kernel_size: square kernel size.
+      name: name of the wrapper; the wrapped Conv2D is named `<name>_conv`.
+      dtype: dtype policy of both layers.
+      kernel_initializer: kernel initializer.
+
+    Returns:
+      `keras.layers.SpectralNormalization(Conv2D(...), power_iterations=1)`.
+    """
+    conv = keras.layers.Conv2D(filters, kernel_size, padding="same",
+                               kernel_initializer=kernel_initializer, name=f"{name}_conv",
+                               dtype=dtype)
+    return keras.layers.SpectralNormalization(conv, power_iterations=POWER_ITERATIONS, name=name,
+                                              dtype=dtype)
+
+
+def spectral_dense(units: int, name: str, dtype: Any = None,
+                   kernel_initializer: Any = "glorot_normal") -> keras.layers.Layer:
+    """A Dense layer (with bias) with spectral normalisation.
+
+    Args:
+      units: output features.
+      name: name of the wrapper; the wrapped Dense is named `<name>_dense`.
+      dtype: dtype policy of both layers.
+      kernel_initializer: kernel initializer.
+
+    Returns:
+      `keras.layers.SpectralNormalization(Dense(...), power_iterations=1)`.
+    """
+    dense = keras.layers.Dense(units, kernel_initializer=kernel_initializer,
+                               name=f"{name}_dense", dtype=dtype)
+    return keras.layers.SpectralNormalization(dense, power_iterations=POWER_ITERATIONS,
+                                              name=name, dtype=dtype)
+
+
+class DiscOptimizedBlock(keras.layers.Layer):
+    """First discriminator block: conv3→ReLU→conv3→down, shortcut down→conv1; halves H, W.
+
+    Args:
+      filters: F, output channels.
+      kernel_initializer: initializer of every kernel.
+      **kwargs: `keras.layers.Layer` arguments (name, dtype).
+    """
+
+    def __init__(self, filters: int, kernel_initializer: Any = "glorot_normal", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.conv1 = spectral_conv(filters, 3, "conv1", self.dtype_policy,
+                                   self.kernel_initializer)
+        self.conv2 = spectral_conv(filters, 3, "conv2", self.dtype_policy,
+                                   self.kernel_initializer)
+        self.shortcut_conv = spectral_conv(filters, 1, "shortcut_conv", self.dtype_policy,
+                                           self.kernel_initializer)
+        self.pool = resampling.average_downsample("downsample", dtype=self.dtype_policy)
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        """Runs the block.
+
+        Args:
+          x: [B, H, W, C] images or features (H, W even).
+          training: when True, spectral normalisation updates its power-iteration vectors.
+
+        Returns:
+          [B, H/2, W/2, F] in the compute dtype.
+        """
+        height, width = x.shape[1], x.shape[2]
+        h = self.conv1(x, training=training)
+        h = self.conv2(ops.relu(h), training=training)
+        out = self.pool(h) + self.shortcut_conv(self.pool(x), training=training)
+        shape_checks.assert_shape(out, [None, height // 2, width // 2, self.filters],
+                                  f"DiscOptimizedBlock '{self.name}' output")
+        return out
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(filters=self.filters,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config
+
+
+class DiscBlock(keras.layers.Layer):
+    """Discriminator block: ReLU→conv3→ReLU→conv3 [→down], learned shortcut when needed.
+
+    The 1×1 shortcut convolution exists when the block downsamples or changes the number of
+    channels; otherwise the shortcut is the identity.
+
+    Args:
+      filters: F, output channels.
+      downsample: whether to halve H and W with 2×2 average pooling.
+      kernel_initializer: initializer of every kernel.
+      **kwargs: `keras.layers.Layer` arguments (name, dtype).
+    """
+
+    def __init__(self, filters: int, downsample: bool = True,
+                 kernel_initializer: Any = "glorot_normal", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.downsample = downsample
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.conv1 = spectral_conv(filters, 3, "conv1", self.dtype_policy,
+                                   self.kernel_initializer)
+        self.conv2 = spectral_conv(filters, 3, "conv2", self.dtype_policy,
+                                   self.kernel_initializer)
+        self.pool = (resampling.average_downsample("downsample", dtype=self.dtype_policy)
+                     if downsample else None)
+        self.shortcut_conv = None
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"DiscBlock '{self.name}': expected input [B, H, W, C], received "
+                             f"{tuple(input_shape)}")
+        if self.downsample or input_shape[-1] != self.filters:
+            self.shortcut_conv = spectral_conv(self.filters, 1, "shortcut_conv",
+                                               self.dtype_policy, self.kernel_initializer)
+            self.shortcut_conv.build(input_shape)
+        self.conv1.build(input_shape)
+        self.conv2.build(tuple(input_shape[:-1]) + (self.filters,))
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        """Runs the block.
+
+        Args:
+          x: [B, H, W, C] features.
+          training: when True, spectral normalisation updates its power-iteration vectors.
+
+        Returns:
+          [B, H', W', F] in the compute dtype, H' = H/2 when downsampling, else H.
+        """
+        height, width = x.shape[1], x.shape[2]
+        h = self.conv1(ops.relu(x), training=training)
+        h = self.conv2(ops.relu(h), training=training)
+        shortcut = x if self.shortcut_conv is None else self.shortcut_conv(x, training=training)
+        if self.pool is not None:
+            h = self.pool(h)
+            shortcut = self.pool(shortcut)
+            height, width = height // 2, width // 2
+        out = h + shortcut
+        shape_checks.assert_shape(out, [None, height, width, self.filters],
+                                  f"DiscBlock '{self.name}' output")
+        return out
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(filters=self.filters, downsample=self.downsample,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config

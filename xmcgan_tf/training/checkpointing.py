@@ -1,0 +1,132 @@
+"""Checkpoints of a training run, exact resume and run-configuration checks (CONTRACTS §7).
+
+`MODEL_DIR/checkpoints/ckpt-N` (N = training step) is a `tf.train.Checkpoint` holding
+`generator`, `generator_ema`, `discriminator`, `g_optimizer`, `d_optimizer`, `step` and the
+distributed data `iterator`. Restoring all of them, the iterator included, makes a restarted
+run continue exactly where the checkpoint left off: the next batches, the optimizer moments,
+the spectral-norm vectors and the batch-norm statistics are those an uninterrupted run would
+have had.
+
+A checkpoint written by a run with another network configuration is an error, never a silent
+fresh start: `check_run_config` compares `run.json`'s network configs before anything is
+restored, and `RunCheckpoint.restore_latest` requires every variable to match in name and
+shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import tensorflow as tf
+
+from xmcgan_tf.models import generator_loading
+from xmcgan_tf.models import xmcgan
+from xmcgan_tf.training import distribute
+
+CheckpointError = generator_loading.CheckpointError
+
+# run.json fields that must not change when a run is resumed.
+RESUME_INVARIANT_FIELDS = ("generator_config", "discriminator_config", "max_tokens",
+                           "embedding_dim")
+
+
+def _differences(previous: Any, current: Any, prefix: str = "") -> list[str]:
+    if isinstance(previous, Mapping) and isinstance(current, Mapping):
+        found = []
+        for key in sorted(set(previous) | set(current)):
+            found += _differences(previous.get(key), current.get(key), f"{prefix}{key}.")
+        return found
+    if previous != current:
+        return [f"{prefix.rstrip('.')}: checkpointed {previous!r}, configured {current!r}"]
+    return []
+
+
+def check_run_config(model_dir: str, previous: Mapping[str, Any],
+                     current: Mapping[str, Any]) -> None:
+    """Raises CheckpointError when a run directory was written with another network config.
+
+    Args:
+      model_dir: the run directory (for the message).
+      previous: the run.json found in it.
+      current: the run.json of the configured run.
+    """
+    problems = []
+    for field in RESUME_INVARIANT_FIELDS:
+        if field in previous:
+            problems += _differences(previous[field], current.get(field), f"{field}.")
+    if problems:
+        raise CheckpointError(
+            f"{model_dir} holds a run with another model configuration, so its checkpoints "
+            "cannot be resumed: " + "; ".join(problems)
+            + ". Use a new MODEL_DIR or restore the run's gin configuration "
+            f"({model_dir}/config.gin).")
+
+
+class RunCheckpoint:
+    """The checkpoint of a training run and its manager.
+
+    Create it inside the strategy scope, after `model.compile`, so that every variable
+    (optimizer slots included) exists before anything is restored.
+
+    Args:
+      model_dir: the run directory; checkpoints go to MODEL_DIR/checkpoints (on non-chief
+        workers of a multi-worker run to a scratch directory, as saving is collective).
+      model: the compiled XMCGAN.
+      step: int64 scalar variable counting training steps.
+      iterator: the distributed data iterator (its position is saved).
+      strategy: the distribution strategy.
+      max_to_keep: checkpoints kept on disk.
+    """
+
+    def __init__(self, model_dir: str, *, model: xmcgan.XMCGAN, step: tf.Variable,
+                 iterator: Any, strategy: tf.distribute.Strategy, max_to_keep: int = 5):
+        self.model_dir = model_dir
+        self.step = step
+        self.checkpoint = tf.train.Checkpoint(
+            generator=model.generator, generator_ema=model.generator_ema,
+            discriminator=model.discriminator, g_optimizer=model.g_optimizer,
+            d_optimizer=model.d_optimizer, step=step, iterator=iterator)
+        self.is_chief = distribute.is_chief(strategy)
+        self.directory = (generator_loading.checkpoint_dir(model_dir) if self.is_chief
+                          else distribute.worker_scratch_dir(model_dir, strategy))
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.directory, max_to_keep=max_to_keep,
+            checkpoint_name=generator_loading.CHECKPOINT_PREFIX, step_counter=step)
+
+    def latest(self) -> str | None:
+        """The latest checkpoint of the run (the chief's), or None."""
+        return tf.train.latest_checkpoint(generator_loading.checkpoint_dir(self.model_dir))
+
+    def restore_latest(self) -> str | None:
+        """Restores the latest checkpoint, if any, strictly.
+
+        Returns:
+          The restored checkpoint path, or None when the run starts fresh.
+
+        Raises:
+          CheckpointError: a variable of the model, the optimizers or the iterator is missing
+            from the checkpoint or has another shape, or the checkpoint holds variables the
+            model lacks.
+        """
+        path = self.latest()
+        if path is None:
+            return None
+        try:
+            status = self.checkpoint.restore(path)
+            status.assert_consumed()
+        except (AssertionError, ValueError, tf.errors.InvalidArgumentError,
+                tf.errors.NotFoundError) as e:
+            raise CheckpointError(
+                f"checkpoint {path} does not match the configured model, optimizers or input "
+                f"pipeline, so the run cannot resume from it: {e}. Use a new MODEL_DIR or "
+                f"restore the run's gin configuration ({self.model_dir}/config.gin).") from e
+        return path
+
+    def save(self) -> str:
+        """Writes `ckpt-<step>` (every worker must call it in a multi-worker run)."""
+        return self.manager.save(checkpoint_number=self.step)
+
+    def cleanup(self) -> None:
+        """Deletes a non-chief worker's scratch checkpoints."""
+        if not self.is_chief and tf.io.gfile.exists(self.directory):
+            tf.io.gfile.rmtree(self.directory)

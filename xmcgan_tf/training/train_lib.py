@@ -1,0 +1,352 @@
+"""The training application: strategy, data, model, the step loop, checkpoints and reports.
+
+`train(*, model_dir, data_dir, ...)` takes keyword arguments only; the entry point
+`xmcgan_tf.train` binds them with gin. It
+
+1. makes the distribution strategy (`distribute.make_strategy`);
+2. inside its scope builds G, D (`generator_fn()`, `discriminator_fn()`), the optional frozen
+   image encoder, the XMCGAN model (`model_fn`) and both Adam optimizers;
+3. feeds per-replica batches of `input_pipeline.make_dataset` through
+   `strategy.distribute_datasets_from_function`;
+4. writes MODEL_DIR/run.json and MODEL_DIR/config.gin, restores the latest checkpoint (exact
+   resume, iterator included) or starts fresh;
+5. loops `strategy.run(model.train_step)` inside a `tf.function`, one step per call, logging
+   scalars every `log_every` steps, G_ema sample grids every `sample_every` steps and
+   checkpointing every `checkpoint_every` steps and at the end;
+6. stops with `NonFiniteLossError` as soon as any reported loss is NaN/Inf, without saving, so
+   the last checkpoint on disk is the last good one.
+
+Run directory layout: CONTRACTS §7.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+from typing import Any, Callable, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+import xmcgan_tf
+from xmcgan_tf.data import input_pipeline
+from xmcgan_tf.data import schema
+from xmcgan_tf.models import generator_loading
+from xmcgan_tf.models import xmcgan
+from xmcgan_tf.networks import discriminator as discriminator_lib
+from xmcgan_tf.networks import generator as generator_lib
+from xmcgan_tf.training import checkpointing
+from xmcgan_tf.training import distribute
+from xmcgan_tf.training import summaries
+
+CONFIG_FILE = "config.gin"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A reported loss became NaN or Inf; the message names the losses and the step."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Outcome of `train`.
+
+    Attributes:
+      step: the step training stopped at.
+      checkpoint_path: the last checkpoint written (or restored), or None.
+      metrics: the last logged scalars.
+      resumed_from: the checkpoint the run resumed from, or None for a fresh start.
+    """
+
+    step: int
+    checkpoint_path: str | None
+    metrics: dict[str, float]
+    resumed_from: str | None
+
+
+def _without_strings(batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Drops string features (captions): they cannot go to accelerators and are not trained on."""
+    return {k: v for k, v in batch.items() if v.dtype != tf.string}
+
+
+def _check_networks(generator: generator_lib.Generator,
+                    discriminator: discriminator_lib.Discriminator) -> dict[str, Any]:
+    g_config, d_config = generator.get_config(), discriminator.get_config()
+    for key in ("image_size", "embedding_dim"):
+        if g_config[key] != d_config[key]:
+            raise ValueError(f"generator and discriminator disagree on {key}: "
+                             f"{g_config[key]} vs {d_config[key]}")
+    return g_config
+
+
+def _run_info(*, strategy: tf.distribute.Strategy, model: xmcgan.XMCGAN, data_dir: str,
+              info: schema.DatasetInfo, max_tokens: int, batch_size: int,
+              data_variant: str, sentence_embedding: str, mixed_precision: str | None,
+              jit_compile: bool) -> dict[str, Any]:
+    g_config = model.generator.get_config()
+    return {
+        "versions": {"xmcgan_tf": xmcgan_tf.__version__, "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "python": platform.python_version()},
+        "command": " ".join(sys.argv),
+        "strategy": distribute.strategy_name(strategy),
+        "replicas": int(strategy.num_replicas_in_sync),
+        "tf_config": json.loads(os.environ.get("TF_CONFIG", "null")),
+        "data_dir": data_dir,
+        "dataset_info": dataclasses.asdict(info),
+        "generator_config": g_config,
+        "discriminator_config": model.discriminator.get_config(),
+        "image_size": int(g_config["image_size"]),
+        "z_dim": int(g_config["z_dim"]),
+        "embedding_dim": int(g_config["embedding_dim"]),
+        "max_tokens": int(max_tokens),
+        "global_batch_size": int(batch_size),
+        "d_steps_per_g_step": model.d_steps_per_g_step,
+        "data_variant": data_variant,
+        "sentence_embedding": sentence_embedding,
+        "mixed_precision": mixed_precision,
+        "jit_compile": bool(jit_compile),
+    }
+
+
+def _to_json(value: Any) -> Any:
+    """Makes run info JSON-safe (Keras configs can hold tuples and dtype policies)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _prepare_run_dir(model_dir: str, run_info: dict[str, Any]) -> None:
+    """Checks an existing run.json against the configuration, then writes run.json."""
+    path = os.path.join(model_dir, generator_loading.RUN_INFO_FILE)
+    if tf.io.gfile.exists(path):
+        checkpointing.check_run_config(model_dir, generator_loading.read_run_info(model_dir),
+                                       run_info)
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        f.write(json.dumps(run_info, indent=2, sort_keys=True))
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def _sample_batch(data_dir: str, *, num_samples: int, max_tokens: int, embedding_dim: int,
+                  image_size: int, z_dim: int, sentence_embedding: str,
+                  seed: int) -> dict[str, np.ndarray]:
+    """The fixed captions (and z) of the sample grids: the first examples of `val` (or
+    `train` when the dataset has no `val` split), read deterministically; at most the split's
+    size."""
+    splits = schema.read_dataset_info(data_dir).splits
+    split = "val" if splits.get("val") else "train"
+    if splits.get(split):
+        num_samples = min(num_samples, int(splits[split]))
+    dataset = input_pipeline.make_dataset(
+        data_dir, split, batch_size=num_samples, training=False, max_tokens=max_tokens,
+        embedding_dim=embedding_dim, image_size=image_size, z_dim=z_dim,
+        sentence_embedding=sentence_embedding, seed=seed)
+    batch = next(iter(dataset))
+    return {k: v.numpy() for k, v in batch.items()}
+
+
+def train(*, model_dir: str, data_dir: str, num_steps: int,
+          generator_fn: Callable[[], generator_lib.Generator] = generator_lib.Generator,
+          discriminator_fn: Callable[[], discriminator_lib.Discriminator] = (
+              discriminator_lib.Discriminator),
+          model_fn: Callable[..., xmcgan.XMCGAN] = xmcgan.XMCGAN,
+          image_encoder_fn: Callable[[], keras.layers.Layer | None] | None = None,
+          batch_size: int = 56, max_tokens: int = 17, data_variant: str = "single",
+          sentence_embedding: str = "official", label_rule: str = "largest_area",
+          shuffle_buffer: int = 256, seed: int = 0,
+          d_learning_rate: float = 4e-4, g_learning_rate: float = 1e-4, beta_1: float = 0.5,
+          beta_2: float = 0.999,
+          strategy: str = "default", tpu: str | None = None,
+          mixed_precision: str | None = None, jit_compile: bool = False,
+          log_every: int = 100, checkpoint_every: int = 1000, keep_checkpoints: int = 5,
+          sample_every: int = 1000, num_samples: int = 16,
+          operative_config: Callable[[], str] | None = None) -> TrainResult:
+    """Trains (or resumes training of) an XMC-GAN run in `model_dir`.
+
+    Args:
+      model_dir: run directory (created if needed; resumed if it holds checkpoints).
+      data_dir: dataset directory written by data_tools (shards + dataset_info.json).
+      num_steps: total training steps (a resumed run stops at the same step).
+      generator_fn: () -> Generator (gin: `@generator.Generator` with its bindings).
+      discriminator_fn: () -> Discriminator.
+      model_fn: (generator, discriminator, max_tokens=..., image_encoder=...) -> XMCGAN.
+      image_encoder_fn: () -> frozen image encoder or None (L_img^enc off), e.g.
+        `pretrained_image_encoder.load_image_encoder`.
+      batch_size: global batch size per step (all replicas, all D/joint slices).
+      max_tokens: T; checked against the dataset.
+      data_variant: input_pipeline variant ("single", "two_captions", "label_pairs").
+      sentence_embedding: "official", "masked_mean" or "cls".
+      label_rule: label pairing rule of "label_pairs".
+      shuffle_buffer: input shuffle buffer.
+      seed: seed of the input pipeline (shuffling, flips, caption choice, z).
+      d_learning_rate: Adam learning rate of D.
+      g_learning_rate: Adam learning rate of G.
+      beta_1: Adam β1 of both optimizers.
+      beta_2: Adam β2 of both optimizers.
+      strategy: "default", "mirrored", "multi_worker" or "tpu" (see `distribute`).
+      tpu: TPU name/address for strategy "tpu".
+      mixed_precision: Keras dtype policy of the networks, e.g. "mixed_bfloat16"; None for
+        float32. Losses and logits stay float32.
+      jit_compile: compile the per-replica step with XLA.
+      log_every: steps between scalar logs (trackers average over the interval).
+      checkpoint_every: steps between checkpoints (one is always written at the end).
+      keep_checkpoints: checkpoints kept on disk.
+      sample_every: steps between G_ema sample grids (one is always written at the end).
+      num_samples: captions in the sample grid.
+      operative_config: () -> the operative configuration text, written to
+        MODEL_DIR/config.gin (the entry point passes `gin.operative_config_str`).
+
+    Returns:
+      TrainResult.
+
+    Raises:
+      NonFiniteLossError: a loss became NaN/Inf (the last good checkpoint is kept).
+      CheckpointError: MODEL_DIR holds a run with another model configuration.
+      schema.DatasetError: the dataset does not match T or D.
+    """
+    arguments = dict(locals())
+    for name, value in (("num_steps", num_steps), ("log_every", log_every),
+                        ("checkpoint_every", checkpoint_every), ("sample_every", sample_every),
+                        ("batch_size", batch_size), ("num_samples", num_samples)):
+        if value < 1:
+            raise ValueError(f"train: {name} must be >= 1, got {value}")
+    previous_policy = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy(mixed_precision)
+    try:
+        return _train(**arguments)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, model_fn,
+           image_encoder_fn, batch_size, max_tokens, data_variant, sentence_embedding,
+           label_rule, shuffle_buffer, seed, d_learning_rate, g_learning_rate, beta_1, beta_2,
+           strategy, tpu, mixed_precision, jit_compile, log_every, checkpoint_every,
+           keep_checkpoints, sample_every, num_samples, operative_config) -> TrainResult:
+    strategy_name = strategy
+    strategy = distribute.make_strategy(strategy_name, tpu=tpu)
+    replicas = strategy.num_replicas_in_sync
+    info = schema.read_dataset_info(data_dir)
+    chief = distribute.is_chief(strategy)
+
+    with strategy.scope():
+        generator = generator_fn()
+        discriminator = discriminator_fn()
+        g_config = _check_networks(generator, discriminator)
+        schema.check_compatible(info, max_tokens=max_tokens,
+                                embedding_dim=g_config["embedding_dim"], data_dir=data_dir)
+        image_encoder = image_encoder_fn() if image_encoder_fn is not None else None
+        model = model_fn(generator, discriminator, max_tokens=max_tokens,
+                         image_encoder=image_encoder)
+        slices = replicas * model.d_steps_per_g_step
+        if batch_size % slices:
+            raise ValueError(f"batch_size {batch_size} must be divisible by replicas × "
+                             f"d_steps_per_g_step = {replicas} × {model.d_steps_per_g_step}")
+        model.compile(
+            d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
+            g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2))
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+    image_size, z_dim = int(g_config["image_size"]), int(g_config["z_dim"])
+    embedding_dim = int(g_config["embedding_dim"])
+
+    def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        # `batch_size` is global; with the input context each batch is one replica's share.
+        dataset = input_pipeline.make_dataset(
+            data_dir, "train", batch_size=batch_size, training=True, max_tokens=max_tokens,
+            embedding_dim=embedding_dim, image_size=image_size, variant=data_variant,
+            sentence_embedding=sentence_embedding, z_dim=z_dim, seed=seed,
+            shuffle_buffer=shuffle_buffer, label_rule=label_rule, input_context=input_context)
+        return dataset.map(_without_strings)
+
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    run_info = _to_json(_run_info(
+        strategy=strategy, model=model, data_dir=data_dir, info=info, max_tokens=max_tokens,
+        batch_size=batch_size, data_variant=data_variant, sentence_embedding=sentence_embedding,
+        mixed_precision=mixed_precision, jit_compile=jit_compile))
+    if chief:
+        _prepare_run_dir(model_dir, run_info)
+    run_checkpoint = checkpointing.RunCheckpoint(
+        model_dir, model=model, step=step, iterator=iterator, strategy=strategy,
+        max_to_keep=keep_checkpoints)
+    resumed_from = run_checkpoint.restore_latest()
+    start_step = int(step.numpy())
+    reports = summaries.TrainingSummaries(model_dir, enabled=chief)
+    if operative_config is not None and chief:
+        config_text = operative_config()
+        with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+            f.write(config_text)
+        reports.text("config/operative_gin", config_text, step=start_step)
+    if resumed_from:
+        logging.info("resumed from %s at step %d", resumed_from, start_step)
+    else:
+        logging.info("starting a fresh run in %s", model_dir)
+    logging.info("strategy %s, %d replica(s), global batch %d", distribute.strategy_name(strategy),
+                 replicas, batch_size)
+
+    sample_batch = None
+    if chief:
+        sample_batch = _sample_batch(
+            data_dir, num_samples=num_samples, max_tokens=max_tokens,
+            embedding_dim=embedding_dim, image_size=image_size, z_dim=z_dim,
+            sentence_embedding=sentence_embedding, seed=seed)
+
+    def write_samples(at_step: int) -> None:
+        if sample_batch is None:
+            return
+        images = model.sample({k: tf.constant(v) for k, v in sample_batch.items()
+                               if k in ("z", "sentence", "words", "word_mask")}).numpy()
+        captions = [c.decode("utf-8") for c in sample_batch.get("caption", [])]
+        reports.samples(at_step, images, captions)
+
+    replica_step = (tf.function(model.train_step, jit_compile=True) if jit_compile
+                    else model.train_step)
+
+    @tf.function
+    def train_step_fn(iterator):
+        strategy.run(replica_step, args=(next(iterator),))
+        step.assign_add(1)
+        # Read in the cross-replica context: the trackers aggregate over all replicas.
+        return {tracker.name: tracker.result() for tracker in model.metrics}
+
+    learning_rates = {"learning_rate/d": d_learning_rate, "learning_rate/g": g_learning_rate}
+    progress = summaries.Progress(num_steps, start_step)
+    last_checkpoint = resumed_from
+    values: dict[str, float] = {}
+    current = start_step
+    try:
+        while current < num_steps:
+            outputs = train_step_fn(iterator)
+            current = int(step.numpy())
+            values = {name: float(value) for name, value in outputs.items()}
+            bad = sorted(name for name, value in values.items() if not np.isfinite(value))
+            if bad:
+                raise NonFiniteLossError(
+                    f"step {current}: non-finite {', '.join(f'{n}={values[n]}' for n in bad)}; "
+                    f"training stopped without saving. The last good checkpoint is "
+                    f"{last_checkpoint or 'none (no checkpoint was written)'}.")
+            if current % log_every == 0 or current == num_steps:
+                rate = progress.tick(current)
+                scalars = {**values, **learning_rates, "perf/steps_per_sec": rate,
+                           "perf/images_per_sec": rate * batch_size}
+                reports.scalars(current, scalars)
+                progress.log(current, values, rate)
+                for tracker in model.metrics:
+                    tracker.reset_state()
+            if current % sample_every == 0 or current == num_steps:
+                write_samples(current)
+            if current % checkpoint_every == 0 or current == num_steps:
+                last_checkpoint = run_checkpoint.save()
+                logging.info("saved %s", last_checkpoint)
+        if start_step >= num_steps:
+            logging.info("nothing to do: the run is already at step %d >= num_steps %d",
+                         start_step, num_steps)
+    finally:
+        reports.close()
+        run_checkpoint.cleanup()
+    return TrainResult(step=current, checkpoint_path=last_checkpoint, metrics=values,
+                       resumed_from=resumed_from)
