@@ -16,7 +16,7 @@ import os
 import platform
 import random
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from absl import app, flags
 
@@ -34,8 +34,14 @@ _SIZES = ["small", "large", "tiny", "big", "huge"]
 _COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "crimson", "turquoise", "white"]
 _SHAPES = ["circle", "square", "triangle", "star", "heart", "disk", "box"]
 _PLACES = [
-    "in the top left", "in the top right", "in the middle", "near the bottom", "at the upper left corner",
-    "on the right side", "in the center of the picture", "near the lower right corner",
+    "in the top left",
+    "in the top right",
+    "in the middle",
+    "near the bottom",
+    "at the upper left corner",
+    "on the right side",
+    "in the center of the picture",
+    "near the lower right corner",
 ]
 _RELATIONS = ["left of", "right of", "above", "below", "next to"]
 _TEMPLATES = [
@@ -54,10 +60,15 @@ def synthetic_captions(num: int, seed: int) -> list[str]:
     captions = []
     for _ in range(num):
         words = {
-            "s1": rng.choice(_SIZES), "s2": rng.choice(_SIZES),
-            "c1": rng.choice(_COLORS), "c2": rng.choice(_COLORS),
-            "h1": rng.choice(_SHAPES), "h2": rng.choice(_SHAPES),
-            "p1": rng.choice(_PLACES), "p2": rng.choice(_PLACES), "r": rng.choice(_RELATIONS),
+            "s1": rng.choice(_SIZES),
+            "s2": rng.choice(_SIZES),
+            "c1": rng.choice(_COLORS),
+            "c2": rng.choice(_COLORS),
+            "h1": rng.choice(_SHAPES),
+            "h2": rng.choice(_SHAPES),
+            "p1": rng.choice(_PLACES),
+            "p2": rng.choice(_PLACES),
+            "r": rng.choice(_RELATIONS),
         }
         captions.append(rng.choice(_TEMPLATES).format(**words))
     return captions
@@ -81,18 +92,25 @@ def main(argv: Sequence[str]) -> None:
     preprocess = os.path.join(_TEXT_ENCODER_DIR.value, "preprocess")
     encoder_dir = os.path.join(_TEXT_ENCODER_DIR.value, "encoder")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}), load average {load} (1/5/15 min) at start")
+    print(f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}), load average {load} (1/5/15 min)")
     print("| T | batch | captions | seconds | captions/s |")
     print("|---|---|---|---|---|")
     for max_tokens in [int(value) for value in _MAX_TOKENS.value]:
         text_encoder = encoder.TextEncoder(preprocess, encoder_dir, max_tokens=max_tokens)
-        encoder.encode_captions(text_encoder, captions[: _BATCH_SIZE.value], batch_size=_BATCH_SIZE.value)
+        encoder.encode_captions(
+            text_encoder, captions[: _BATCH_SIZE.value], batch_size=_BATCH_SIZE.value
+        )
         start = time.perf_counter()
-        embeddings, _ = encoder.encode_captions(text_encoder, captions, batch_size=_BATCH_SIZE.value)
+        embeddings, _ = encoder.encode_captions(
+            text_encoder, captions, batch_size=_BATCH_SIZE.value
+        )
         seconds = time.perf_counter() - start
         assert embeddings.shape == (len(captions), max_tokens, text_encoder.embedding_dim)
-        print(f"| {max_tokens} | {_BATCH_SIZE.value} | {len(captions)} | {seconds:.2f} | "
-              f"{len(captions) / seconds:.0f} |", flush=True)
+        print(
+            f"| {max_tokens} | {_BATCH_SIZE.value} | {len(captions)} | {seconds:.2f} | "
+            f"{len(captions) / seconds:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

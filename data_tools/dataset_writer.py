@@ -10,10 +10,11 @@ captions and labels) into `OUTPUT_DIR/<split>.tfrecord-XXXXX-of-YYYYY` shards in
 - Captions of many images are embedded together through an `EmbedFn`
   (`captions: list[str]` -> (`[N, T, D] float32`, `[N] int32`)); `make_embed_fn` builds one
   from a TF-Hub BERT preprocessor/encoder pair.
-- Item i of n goes to shard floor(i * K / n) (K shards, contiguous runs), so the assignment
-  depends only on n and K. Each shard is written to `<shard>.tmp` and renamed when complete,
-  after its statistics (`shard_stats/<shard>.json`) are written; a re-run skips every shard
-  whose file and statistics exist and rewrites only the others.
+- Shard k of K holds items floor(k * n / K) .. floor((k + 1) * n / K) - 1 of the split's n
+  items (contiguous runs), so the assignment depends only on n and K. Each shard is written
+  to `<shard>.tmp` and renamed when complete, after its statistics
+  (`shard_stats/<shard>.json`: record count, problems, settings) are written; a re-run skips
+  every shard whose file and statistics exist and rewrites only the others.
 - Bad input never stops the run: a missing or undecodable image, or an image without a
   non-empty caption, is skipped; empty captions are dropped; grayscale, CMYK, palette and alpha
   images are converted to RGB. Each event is recorded with the file name and printed in a
@@ -203,7 +204,7 @@ def make_embed_fn(preprocessor: str, encoder: str, max_tokens: int,
 
 
 def shard_bounds(num_items: int, num_shards: int) -> list[tuple[int, int]]:
-    """[start, end) item ranges of the shards: shard k holds items floor(k*n/K)..floor((k+1)*n/K)."""
+    """[start, end) item ranges: shard k holds items floor(k*n/K) .. floor((k+1)*n/K) - 1."""
     return [(k * num_items // num_shards, (k + 1) * num_items // num_shards)
             for k in range(num_shards)]
 
@@ -566,7 +567,8 @@ def define_flags(flag_values: flags.FlagValues, *, default_max_tokens: int,
 
 
 def embed_fn_from_flags(flag_values: flags.FlagValues) -> EmbedFn:
-    """make_embed_fn from --text_preprocessor, --text_encoder, --max_tokens, --encoder_batch_size."""
+    """make_embed_fn from --text_preprocessor, --text_encoder, --max_tokens and
+    --encoder_batch_size."""
     fv = flag_values
     return make_embed_fn(fv.text_preprocessor, fv.text_encoder, fv.max_tokens,
                          batch_size=fv.encoder_batch_size)

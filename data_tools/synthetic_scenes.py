@@ -88,7 +88,7 @@ _SHORT_SHAPE_WORDS = {s: tuple(w for w in words if w.isalpha())
                       for s, words in SHAPE_WORDS.items()}
 SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("large", "big", "huge")}
 
-_COLOR_RGB = np.array([
+COLOR_RGB = np.array([
     (220, 30, 35), (245, 135, 20), (245, 215, 35), (40, 165, 60),
     (35, 75, 220), (135, 50, 190), (245, 125, 185), (245, 245, 240)], np.float32)
 _COLOR_JITTER = 15
@@ -463,7 +463,7 @@ def make_scene(seed: int, index: int, image_size: int = 64) -> Scene:
     centres = _place(dice, cells, radii, image_size)
     boxes, areas = [], []
     for obj, (cx, cy), radius in zip(objects, centres, radii):
-        rgb = _COLOR_RGB[obj["color"]] + np.asarray(
+        rgb = COLOR_RGB[obj["color"]] + np.asarray(
             [dice.below(2 * _COLOR_JITTER + 1) - _COLOR_JITTER for _ in range(3)], np.float32)
         box, area = _draw(image, obj["shape"], rgb, cx, cy, radius)
         boxes.append(box)

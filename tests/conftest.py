@@ -5,9 +5,32 @@ import pytest
 
 @pytest.fixture(scope="session")
 def offline_text_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Builds the offline text encoder once per test process; returns DIR (preprocess/, encoder/)."""
+    """Builds the offline text encoder once per test process; returns DIR (preprocess/, encoder/).
+
+    Tests call the builder's Python function directly (no subprocess).
+    """
     from data_tools import build_text_encoder
 
     output_dir = tmp_path_factory.mktemp("text_encoder")
     build_text_encoder.build_text_encoder(str(output_dir))
     return str(output_dir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset_dir(tmp_path_factory: pytest.TempPathFactory,
+                          offline_text_encoder_dir: str) -> str:
+    """A small synthetic-scenes dataset (64 px, 256 train / 64 val, T = 24) encoded with the
+    offline text encoder, written once per test process; returns its directory."""
+    import os
+
+    from data_tools import dataset_writer
+    from data_tools import synthetic_scenes
+
+    output_dir = str(tmp_path_factory.mktemp("synthetic_64"))
+    handles = {"preprocessor": os.path.join(offline_text_encoder_dir, "preprocess"),
+               "encoder": os.path.join(offline_text_encoder_dir, "encoder")}
+    synthetic_scenes.generate_tfrecords(
+        output_dir, num_train=256, num_val=64, image_size=64, seed=0,
+        embed_fn=dataset_writer.make_embed_fn(handles["preprocessor"], handles["encoder"], 24),
+        num_shards=2, text_encoder_handles=handles, progress=False, log=None)
+    return output_dir

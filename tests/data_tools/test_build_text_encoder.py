@@ -37,7 +37,9 @@ def _run(args, **kwargs):
 
 
 def test_modules_load_with_hub_in_a_fresh_process(offline_text_encoder_dir):
-    result = _run([sys.executable, "-c", _FRESH_PROCESS_SCRIPT, offline_text_encoder_dir], timeout=300)
+    result = _run(
+        [sys.executable, "-c", _FRESH_PROCESS_SCRIPT, offline_text_encoder_dir], timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["ids"] == [101, 1037, 2417, 4743, 102, 0]
@@ -47,11 +49,13 @@ def test_modules_load_with_hub_in_a_fresh_process(offline_text_encoder_dir):
         reference = json.load(f)
     assert reference["sentences"][0] == "a red bird"
     expected = reference["pooled_output"][0][:4]
-    assert max(abs(a - b) for a, b in zip(loaded["pooled"], expected)) < 1e-4
+    assert max(abs(a - b) for a, b in zip(loaded["pooled"], expected, strict=True)) < 1e-4
 
 
 def test_help_lists_the_flags():
-    result = _run([sys.executable, "-m", "data_tools.build_text_encoder", "--helpshort"], timeout=300)
+    result = _run(
+        [sys.executable, "-m", "data_tools.build_text_encoder", "--helpshort"], timeout=300
+    )
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     for flag in ("--output_dir", "--seq_length", "--weights_dir"):
         assert flag in result.stdout
@@ -61,7 +65,11 @@ def test_help_lists_the_flags():
 def test_find_weights_dir_does_not_import_the_package():
     imported_before = build_text_encoder.WEIGHTS_PACKAGE in sys.modules
     weights_dir = build_text_encoder.find_weights_dir()
-    for name in (build_text_encoder.WEIGHTS_FILE, build_text_encoder.VOCAB_FILE, build_text_encoder.CONFIG_FILE):
+    for name in (
+        build_text_encoder.WEIGHTS_FILE,
+        build_text_encoder.VOCAB_FILE,
+        build_text_encoder.CONFIG_FILE,
+    ):
         assert os.path.isfile(os.path.join(weights_dir, name))
     assert (build_text_encoder.WEIGHTS_PACKAGE in sys.modules) == imported_before
 

@@ -98,7 +98,7 @@ def test_objects_are_drawn_where_the_ground_truth_says(scenes):
             assert 0.5 * w * h > 0 and area <= w * h
             if ss.SHAPES[o["shape"]] in ("circle", "square"):  # the centre pixel is the colour
                 pixel = s.image[int(cy), int(cx)].astype(int)
-                np.testing.assert_allclose(pixel, ss._COLOR_RGB[o["color"]], atol=16)
+                np.testing.assert_allclose(pixel, ss.COLOR_RGB[o["color"]], atol=16)
         if len(s.objects) == 2:
             assert s.objects[0]["row"] * 3 + s.objects[0]["col"] != (
                 s.objects[1]["row"] * 3 + s.objects[1]["col"])
@@ -261,5 +261,5 @@ def test_help_lists_the_flags():
     text = fv.module_help(ss)
     for flag in ("--output_dir", "--num_train", "--num_val", "--format", "--text_encoder",
                  "--text_preprocessor", "--max_tokens", "--num_shards", "--seed",
-                 "--image_size", "--overwrite"):
+                 "--image_size", "--[no]overwrite"):
         assert flag in text

@@ -142,9 +142,8 @@ def test_generator_loss_matches_numpy(model):
         assert changed.numpy() == pytest.approx(total.numpy(), rel=1e-6)
 
 
-def test_zero_weights_leave_terms_out():
-    generator, discriminator = _networks(3)
-    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, sentence_weight=0.0,
+def test_zero_weights_leave_terms_out(model):
+    gan = xmcgan.XMCGAN(model.generator, model.discriminator, max_tokens=T, sentence_weight=0.0,
                         word_weight=0.0, image_weight=0.0)
     batch = _batch(3)
     out = _outputs(3, batch)
@@ -158,9 +157,8 @@ def test_zero_weights_leave_terms_out():
     assert "loss/g_word" not in [m.name for m in gan.metrics]
 
 
-def test_branches_are_summed_and_extra_terms_added():
-    generator, discriminator = _networks(4)
-    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, branch_fn=_two_branches,
+def test_branches_are_summed_and_extra_terms_added(model):
+    gan = xmcgan.XMCGAN(model.generator, model.discriminator, max_tokens=T, branch_fn=_two_branches,
                         extra_generator_losses=[_ConstantTerm()], **WEIGHTS)
     batch = _batch(4)
     first, second = _outputs(5, batch), _outputs(6, batch)

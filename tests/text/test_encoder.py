@@ -57,16 +57,18 @@ def test_preprocessor_gives_bert_base_uncased_ids(text_encoder, reference):
     assert ids.shape == (1 + len(reference["sentences"]), build_text_encoder.DEFAULT_SEQ_LENGTH)
     assert ids.dtype == np.int32
     np.testing.assert_array_equal(ids[0, :6], [101, 1037, 2417, 4743, 102, 0])
-    for row, expected in zip(ids[1:], reference["token_ids"]):
+    for row, expected in zip(ids[1:], reference["token_ids"], strict=True):
         np.testing.assert_array_equal(row[: len(expected)], expected)
-        assert not row[len(expected):].any()
+        assert not row[len(expected) :].any()
     lengths = [5] + [len(expected) for expected in reference["token_ids"]]
     np.testing.assert_array_equal(outputs["input_mask"].numpy().sum(1), lengths)
     assert not outputs["input_type_ids"].numpy().any()
 
 
 def test_accents_are_stripped_and_unknown_pieces_map_to_unk(text_encoder):
-    ids = text_encoder.preprocessor_module(tf.constant(["Café crème brûlée", "a 🦜"]))["input_word_ids"].numpy()
+    ids = text_encoder.preprocessor_module(tf.constant(["Café crème brûlée", "a 🦜"]))[
+        "input_word_ids"
+    ].numpy()
     # "cafe creme brulee", as bert-base-uncased tokenizes it; the emoji is [UNK] (100).
     np.testing.assert_array_equal(ids[0, :9], [101, 7668, 13675, 21382, 7987, 9307, 2063, 102, 0])
     np.testing.assert_array_equal(ids[1, :5], [101, 1037, 100, 102, 0])
@@ -89,7 +91,9 @@ def test_bert_pack_inputs_takes_seq_length_at_call_time(text_encoder, reference,
     assert ids.shape == (2, seq_length)
     expected_long = long_ids[: seq_length - 1] + [102] if seq_length < len(long_ids) else long_ids
     np.testing.assert_array_equal(ids[0, : len(expected_long)], expected_long)
-    np.testing.assert_array_equal(packed["input_mask"].numpy().sum(1), [len(expected_long), min(5, seq_length)])
+    np.testing.assert_array_equal(
+        packed["input_mask"].numpy().sum(1), [len(expected_long), min(5, seq_length)]
+    )
 
 
 def test_bert_pack_inputs_two_segments(text_encoder):
@@ -97,13 +101,18 @@ def test_bert_pack_inputs_two_segments(text_encoder):
     first = preprocessor.tokenize(tf.constant(["a red bird"]))
     second = preprocessor.tokenize(tf.constant(["blue"]))
     packed = preprocessor.bert_pack_inputs([first, second], seq_length=tf.constant(9))
-    np.testing.assert_array_equal(packed["input_word_ids"].numpy(), [[101, 1037, 2417, 4743, 102, 2630, 102, 0, 0]])
+    np.testing.assert_array_equal(
+        packed["input_word_ids"].numpy(), [[101, 1037, 2417, 4743, 102, 2630, 102, 0, 0]]
+    )
     np.testing.assert_array_equal(packed["input_type_ids"].numpy(), [[0, 0, 0, 0, 0, 1, 1, 0, 0]])
     np.testing.assert_array_equal(packed["input_mask"].numpy(), [[1, 1, 1, 1, 1, 1, 1, 0, 0]])
 
 
 def test_special_tokens_dict(text_encoder):
-    special = {k: int(v) for k, v in text_encoder.preprocessor_module.tokenize.get_special_tokens_dict().items()}
+    special = {
+        k: int(v)
+        for k, v in text_encoder.preprocessor_module.tokenize.get_special_tokens_dict().items()
+    }
     assert special == {
         "vocab_size": 30522,
         "start_of_sequence_id": 101,
@@ -118,14 +127,18 @@ def test_encoder_matches_pytorch_reference(text_encoder, reference):
     mask = outputs["input_mask"].numpy()
     np.testing.assert_array_equal(mask, reference["input_mask"])
     tokens = text_encoder.preprocessor_module.tokenize(tf.constant(reference["sentences"]))
-    packed = text_encoder.preprocessor_module.bert_pack_inputs([tokens], seq_length=reference["seq_length"])
+    packed = text_encoder.preprocessor_module.bert_pack_inputs(
+        [tokens], seq_length=reference["seq_length"]
+    )
     np.testing.assert_array_equal(packed["input_word_ids"].numpy(), reference["input_word_ids"])
 
     num_dims = reference["num_dims"]
     sequence_output = outputs["sequence_output"].numpy()
     pooled_output = outputs["pooled_output"].numpy()
     diffs = {
-        "sequence_output": np.abs(sequence_output[..., :num_dims] - reference["sequence_output_first_dims"]).max(),
+        "sequence_output": np.abs(
+            sequence_output[..., :num_dims] - reference["sequence_output_first_dims"]
+        ).max(),
         "pooled_output": np.abs(pooled_output - reference["pooled_output"]).max(),
         "sentence_embedding": np.abs(
             _masked_mean_normalized(sequence_output, mask) - reference["sentence_embedding"]
@@ -147,7 +160,9 @@ def test_text_encoder_shapes_and_num_tokens(text_encoder, reference):
     expected = [min(len(ids), seq_length) for ids in reference["token_ids"]]
     np.testing.assert_array_equal(outputs["num_tokens"].numpy(), expected)
     assert outputs["num_tokens"].dtype == tf.int32
-    np.testing.assert_array_equal(outputs["num_tokens"].numpy(), outputs["input_mask"].numpy().sum(1))
+    np.testing.assert_array_equal(
+        outputs["num_tokens"].numpy(), outputs["input_mask"].numpy().sum(1)
+    )
 
 
 def test_truncation_to_max_tokens(text_encoder, reference):
@@ -156,7 +171,9 @@ def test_truncation_to_max_tokens(text_encoder, reference):
     assert len(long_ids) > seq_length
     tokens = text_encoder.preprocessor_module.tokenize(tf.constant([reference["sentences"][4]]))
     packed = text_encoder.preprocessor_module.bert_pack_inputs([tokens], seq_length=seq_length)
-    np.testing.assert_array_equal(packed["input_word_ids"].numpy()[0], long_ids[: seq_length - 1] + [102])
+    np.testing.assert_array_equal(
+        packed["input_word_ids"].numpy()[0], long_ids[: seq_length - 1] + [102]
+    )
     outputs = text_encoder(tf.constant([reference["sentences"][4]]))
     np.testing.assert_array_equal(outputs["num_tokens"].numpy(), [seq_length])
     np.testing.assert_array_equal(outputs["input_mask"].numpy(), np.ones([1, seq_length]))
@@ -166,15 +183,21 @@ def test_padding_does_not_change_real_token_outputs(text_encoder, reference):
     alone = text_encoder(tf.constant(["a red bird"]))
     batched = text_encoder(tf.constant(["a red bird", reference["sentences"][4]]))
     np.testing.assert_allclose(
-        alone["sequence_output"].numpy()[0, :5], batched["sequence_output"].numpy()[0, :5], atol=TOLERANCE
+        alone["sequence_output"].numpy()[0, :5],
+        batched["sequence_output"].numpy()[0, :5],
+        atol=TOLERANCE,
     )
-    np.testing.assert_allclose(alone["pooled_output"].numpy()[0], batched["pooled_output"].numpy()[0], atol=TOLERANCE)
+    np.testing.assert_allclose(
+        alone["pooled_output"].numpy()[0], batched["pooled_output"].numpy()[0], atol=TOLERANCE
+    )
 
 
 def test_text_encoder_inside_tf_function(text_encoder, reference):
     captions = tf.constant(reference["sentences"][:3])
     eager = text_encoder(captions)
-    graph = tf.function(lambda x: text_encoder(x), input_signature=[tf.TensorSpec([None], tf.string)])(captions)
+    graph = tf.function(
+        lambda x: text_encoder(x), input_signature=[tf.TensorSpec([None], tf.string)]
+    )(captions)
     for key in ("sequence_output", "pooled_output"):
         np.testing.assert_allclose(graph[key].numpy(), eager[key].numpy(), atol=TOLERANCE)
     np.testing.assert_array_equal(graph["num_tokens"].numpy(), eager["num_tokens"].numpy())
@@ -234,13 +257,19 @@ def test_encoder_module_has_reusable_saved_model_api(text_encoder):
     assert set(outputs) == {"sequence_output", "pooled_output", "default", "encoder_outputs"}
     assert len(outputs["encoder_outputs"]) == 6
     np.testing.assert_array_equal(outputs["default"].numpy(), outputs["pooled_output"].numpy())
-    np.testing.assert_array_equal(outputs["encoder_outputs"][-1].numpy(), outputs["sequence_output"].numpy())
+    np.testing.assert_array_equal(
+        outputs["encoder_outputs"][-1].numpy(), outputs["sequence_output"].numpy()
+    )
     served = module.signatures["serving_default"](**inputs)
     assert set(served) == {"sequence_output", "pooled_output", "default"}
-    np.testing.assert_allclose(served["pooled_output"].numpy(), outputs["pooled_output"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        served["pooled_output"].numpy(), outputs["pooled_output"].numpy(), atol=1e-5
+    )
     tf.random.set_seed(0)
     dropped = module(inputs, training=True)
-    assert np.abs(dropped["sequence_output"].numpy() - outputs["sequence_output"].numpy()).max() > 1e-3
+    assert (
+        np.abs(dropped["sequence_output"].numpy() - outputs["sequence_output"].numpy()).max() > 1e-3
+    )
 
 
 def test_load_hub_module_errors(tmp_path):
@@ -258,5 +287,11 @@ def test_load_hub_module_errors(tmp_path):
 
 
 def test_default_handles_are_the_tf_hub_bert_modules():
-    assert encoder.DEFAULT_PREPROCESSOR_URL == "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
-    assert encoder.DEFAULT_ENCODER_URL == "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"
+    assert (
+        encoder.DEFAULT_PREPROCESSOR_URL
+        == "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
+    )
+    assert (
+        encoder.DEFAULT_ENCODER_URL
+        == "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"
+    )

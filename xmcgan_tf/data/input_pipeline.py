@@ -51,6 +51,7 @@ CORRUPT_SHARD = "corrupt or unreadable TFRecord shard"
 # Bytes around each record in a TFRecord file: length (8), length CRC (4), data CRC (4).
 _RECORD_FRAMING_BYTES = 16
 _MAX_CYCLE_LENGTH = 16
+_CHECK_CHUNK = 16  # records per corruption-check step
 _CORRUPT_SHARD_PATTERN = re.compile(re.escape(CORRUPT_SHARD) + r" .*? bytes")
 
 
@@ -115,30 +116,30 @@ def _check_complete(shards: list[str], data_dir: str, split: str) -> None:
 def _read_shard(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
     """Records of one shard [scalar string each]; fails naming the shard if it is corrupt.
 
+    Records are read with errors ignored (a reader error ends the shard) in chunks of
+    `_CHECK_CHUNK`; a scan adds up their bytes plus framing, and an empty chunk appended at the
+    end checks the sum against the file size. Working on chunks keeps the check to one
+    function call per chunk instead of several per record.
+
     Args:
       path: scalar string, the shard's path.
-      size: scalar int64, the shard's size in bytes.
+      size: scalar int, the shard's size in bytes.
     """
-    records = tf.data.TFRecordDataset(path).ignore_errors()
-    records = records.map(lambda record: (record, tf.constant(False)))
-    end = tf.data.Dataset.from_tensors((tf.constant(b""), tf.constant(True)))
+    size = tf.cast(size, tf.int64)
+    chunks = tf.data.TFRecordDataset(path).ignore_errors().batch(_CHECK_CHUNK)
+    chunks = chunks.concatenate(tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)))
 
-    def count_bytes(total, element):
-        record, is_end = element
-        length = tf.cast(tf.strings.length(record), tf.int64) + _RECORD_FRAMING_BYTES
-        total += tf.where(is_end, tf.constant(0, tf.int64), length)
-        return total, (record, is_end, total)
-
-    def keep(record, is_end, total):
-        del record
+    def count_bytes(total: tf.Tensor, chunk: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        lengths = tf.cast(tf.strings.length(chunk), tf.int64) + _RECORD_FRAMING_BYTES  # [n]
+        total += tf.reduce_sum(lengths)
+        is_end = tf.equal(tf.size(chunk), 0)  # batch() never emits an empty chunk itself
         intact = tf.logical_or(tf.logical_not(is_end), tf.equal(total, size))
         message = tf.strings.join([CORRUPT_SHARD, " ", path, ": read ", tf.strings.as_string(total),
                                    " of ", tf.strings.as_string(size), " bytes"])
         with tf.control_dependencies([tf.debugging.Assert(intact, [message])]):
-            return tf.logical_not(is_end)
+            return total, tf.identity(chunk)
 
-    records = records.concatenate(end).scan(tf.constant(0, tf.int64), count_bytes)
-    return records.filter(keep).map(lambda record, is_end, total: record)
+    return chunks.scan(tf.constant(0, tf.int64), count_bytes).unbatch()
 
 
 def _caption_fields(example: dict, index: tf.Tensor, max_tokens: int, method: str,
@@ -223,7 +224,9 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
       seed: non-negative integer; the whole stream is a function of it.
       repeat: passes over the split; None: endless when training, one pass otherwise.
       shuffle_buffer: examples in the shuffle buffer (training).
-      label_rule: "largest_area" or "any_shared", for "label_pairs".
+      label_rule: "largest_area" (pairs by `image/label`; label -1 dropped) or "any_shared"
+        (pairs by any id of `image/labels`; `label` and `label_2` are the shared id), for
+        "label_pairs".
       input_context: from `tf.distribute.Strategy.distribute_datasets_from_function`; this
         input pipeline reads shards `input_pipeline_id::num_input_pipelines`. Without it the
         dataset keeps the AUTO auto-shard policy.

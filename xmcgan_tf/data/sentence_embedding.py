@@ -45,7 +45,8 @@ def word_mask(num_tokens: tf.Tensor, max_tokens: int) -> tf.Tensor:
     return tf.sequence_mask(num_tokens, max_tokens, dtype=tf.float32)
 
 
-def sentence_embedding(words: tf.Tensor, num_tokens: tf.Tensor, method: str = OFFICIAL) -> tf.Tensor:
+def sentence_embedding(words: tf.Tensor, num_tokens: tf.Tensor,
+                       method: str = OFFICIAL) -> tf.Tensor:
     """Sentence vector of a caption from its word embeddings.
 
     Args:

@@ -55,6 +55,8 @@ FEATURE_MAP_SIZE = 16
 
 # Attributes whose held-out accuracy is reported (see `attribute_accuracy`).
 ATTRIBUTES = ("shape", "color", "size", "position", "empty_cells", "object", "scene")
+# Attributes that must reach the required held-out accuracy (95 %).
+REQUIRED_ATTRIBUTES = ("shape", "color", "size", "position")
 
 
 def _stage_widths(image_size: int) -> tuple[int, ...]:
@@ -115,7 +117,8 @@ class DomainEvaluator(keras.Model):
                                     name=f"stage{i}_conv", dtype=self.dtype_policy),
                 keras.layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False,
                                     name=f"stage{i}_down", dtype=self.dtype_policy),
-                keras.layers.BatchNormalization(name=f"stage{i}_bn", dtype="float32"),
+                keras.layers.BatchNormalization(momentum=0.9, name=f"stage{i}_bn",
+                                                dtype="float32"),
             ))
         self.top_convs = [
             keras.layers.Conv2D(4 * width, 3, padding="same", activation="relu",
@@ -351,7 +354,7 @@ def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int =
           learning_rate: float = 1e-3, seed: int = 0, train_split: str = "train",
           val_split: str = "val", max_train_examples: int | None = None,
           max_val_examples: int | None = None, image_size: int = 64, width: int = 16,
-          cell_dim: int = 32) -> dict[str, float]:
+          cell_dim: int = 32, jit_compile: bool = True) -> dict[str, float]:
     """Trains a domain evaluator on a synthetic dataset and saves it to `output_dir`.
 
     Adam with a cosine-decayed learning rate over all steps; the held-out accuracy on
@@ -371,6 +374,7 @@ def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int =
       image_size: evaluator input size (STAGE_WIDTHS key).
       width: first-stage channels.
       cell_dim: per-cell feature dimension E.
+      jit_compile: compile the training step with XLA (faster steps, ~10 s to compile).
 
     Returns:
       Held-out accuracy per attribute (`attribute_accuracy`), plus "train_examples",
@@ -396,7 +400,7 @@ def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int =
     optimizer = keras.optimizers.Adam(schedule)
     optimizer.build(evaluator.trainable_variables)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=jit_compile)
     def train_step(images: tf.Tensor, targets: dict[str, tf.Tensor]) -> tf.Tensor:
         with tf.GradientTape() as tape:
             outputs = evaluator(tf.cast(images, tf.float32) / 255.0, training=True)

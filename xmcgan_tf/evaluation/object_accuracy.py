@@ -37,6 +37,8 @@ class ObjectAccuracy:
       image_averaged: mean over images of the fraction of named objects recalled.
       class_averaged: mean over image labels of the per-label image_averaged value (NaN when no
         image has a label >= 0).
+      object_averaged: fraction of all named objects recalled (with every attribute stated it
+        is the domain evaluator's per-object accuracy).
       num_images: N.
       num_objects: named objects in total.
       num_classes: labels the class average runs over.
@@ -44,6 +46,7 @@ class ObjectAccuracy:
 
     image_averaged: float
     class_averaged: float
+    object_averaged: float
     num_images: int
     num_objects: int
     num_classes: int
@@ -121,5 +124,6 @@ def object_accuracy(predictions: Mapping[str, np.ndarray], objects: Mapping[str,
     class_averaged = (float(np.mean([per_image[labels == c].mean() for c in classes]))
                       if len(classes) else float("nan"))
     return ObjectAccuracy(image_averaged=float(per_image.mean()), class_averaged=class_averaged,
+                          object_averaged=float(np.nansum(recall) / named.sum()),
                           num_images=len(per_image), num_objects=int(named.sum()),
                           num_classes=len(classes))

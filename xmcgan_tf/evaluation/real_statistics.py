@@ -23,38 +23,15 @@ import tensorflow as tf
 from absl import logging
 
 from xmcgan_tf.data import schema
+from xmcgan_tf.data import sentence_embedding
 
-SENTENCE_EMBEDDINGS = ("official", "masked_mean", "cls")
 CACHE_FORMAT_VERSION = 1
-
-
-def sentence_embedding(words: tf.Tensor, num_tokens: tf.Tensor, mode: str) -> tf.Tensor:
-    """Sentence vector of one caption from its stored word embeddings (SPEC §1.1).
-
-    Args:
-      words: [T, D] float32 BERT sequence_output (padded positions included).
-      num_tokens: scalar int32, real tokens including [CLS] and [SEP].
-      mode: "official" (sum over all T positions / num_tokens, the released code),
-        "masked_mean" (mean over the real tokens) or "cls" (the [CLS] vector).
-
-    Returns:
-      [D] float32.
-    """
-    count = tf.cast(tf.maximum(num_tokens, 1), tf.float32)
-    if mode == "official":
-        return tf.reduce_sum(words, axis=0) / count
-    if mode == "masked_mean":
-        mask = tf.cast(tf.range(tf.shape(words)[0]) < num_tokens, tf.float32)[:, None]
-        return tf.reduce_sum(words * mask, axis=0) / count
-    if mode == "cls":
-        return words[0]
-    raise ValueError(f"sentence_embedding {mode!r} is not one of {SENTENCE_EMBEDDINGS}")
 
 
 def eval_examples(data_dir: str, split: str, *, image_size: int, batch_size: int,
                   num_samples: int | None = None, seed: int = 0, z_dim: int | None = None,
-                  sentence_mode: str = "official", with_objects: bool = False,
-                  max_tokens: int | None = None,
+                  sentence_mode: str = sentence_embedding.OFFICIAL, with_objects: bool = False,
+                  with_images: bool = True, max_tokens: int | None = None,
                   embedding_dim: int | None = None) -> tf.data.Dataset:
     """The first `num_samples` examples of a split, in file order, one caption each.
 
@@ -69,21 +46,21 @@ def eval_examples(data_dir: str, split: str, *, image_size: int, batch_size: int
       num_samples: how many images, from the start of the split; None for all.
       seed: caption choice and z seed.
       z_dim: if given, each example carries z [z_dim] float32 ~ N(0, I).
-      sentence_mode: see `sentence_embedding`.
+      sentence_mode: "official", "masked_mean" or "cls" (`xmcgan_tf.data.sentence_embedding`).
       with_objects: also read the synthetic set's objects/* and caption/states_*.
+      with_images: decode the images (False leaves `image` out, for conditioning-only passes).
       max_tokens: T the caller expects; checked against dataset_info.json.
       embedding_dim: D the caller expects; checked against dataset_info.json.
 
     Returns:
-      Dataset of dict batches: `index` [B] int64, `image` [B, S, S, 3] float32 in [0, 1],
+      Dataset of dict batches: `index` [B] int64, `image` [B, S, S, 3] float32 in [0, 1] (if
+      with_images),
       `caption` [B] string, `caption_index` [B] int32, `words` [B, T, D] float32, `word_mask`
       [B, T] float32, `sentence` [B, D] float32, `label` [B] int64, optionally `z` [B, z_dim];
       with objects also `objects/<field>` [B, K] int64 (-1 padding), `states_position` and
       `states_size` [B] int64 of the chosen caption (0 where the record has none).
     """
-    if sentence_mode not in SENTENCE_EMBEDDINGS:
-        raise ValueError(f"sentence_embedding {sentence_mode!r} is not one of "
-                         f"{SENTENCE_EMBEDDINGS}")
+    sentence_embedding.check_method(sentence_mode)
     info = schema.read_dataset_info(data_dir)
     if max_tokens is not None or embedding_dim is not None:
         schema.check_compatible(info, max_tokens=max_tokens or info.max_tokens,
@@ -95,10 +72,6 @@ def eval_examples(data_dir: str, split: str, *, image_size: int, batch_size: int
     def parse(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         record = schema.parse_example(serialized, max_tokens=tokens, embedding_dim=dim,
                                       with_objects=with_objects)
-        image = tf.io.decode_image(record["image"], channels=3, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [image_size, image_size],
-                                method="bilinear")
-        image = tf.clip_by_value(image, 0.0, 1.0)
         num_captions = tf.shape(record["captions"])[0]
         key = tf.stack([tf.cast(seed, tf.int64), index])
         choice = tf.random.stateless_uniform([], seed=key, maxval=num_captions, dtype=tf.int32)
@@ -106,14 +79,19 @@ def eval_examples(data_dir: str, split: str, *, image_size: int, batch_size: int
         words = record["embeddings"][choice]  # [T, D]
         out = {
             "index": index,
-            "image": tf.ensure_shape(image, [image_size, image_size, 3]),
             "caption": record["captions"][choice],
             "caption_index": choice,
             "words": tf.ensure_shape(words, [tokens, dim]),
-            "word_mask": tf.cast(tf.range(tokens) < num_tokens, tf.float32),
-            "sentence": sentence_embedding(words, num_tokens, sentence_mode),
+            "word_mask": sentence_embedding.word_mask(num_tokens, tokens),
+            "sentence": sentence_embedding.sentence_embedding(words, num_tokens, sentence_mode),
             "label": record["label"],
         }
+        if with_images:
+            image = tf.io.decode_image(record["image"], channels=3, expand_animations=False)
+            image = tf.image.resize(tf.cast(image, tf.float32) / 255.0,
+                                    [image_size, image_size], method="bilinear")
+            out["image"] = tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0),
+                                           [image_size, image_size, 3])
         if z_dim is not None:
             out["z"] = tf.random.stateless_normal([z_dim], seed=key + [0, 1 << 40])
         if with_objects:

@@ -319,4 +319,4 @@ def _object_accuracy(inputs: MetricInputs) -> MetricValue:
         inputs.grid)
     return MetricValue(result.image_averaged,
                        extra={"class_averaged": result.class_averaged,
-                              "num_objects": float(result.num_objects)})
+                              "object_averaged": result.object_averaged})

@@ -105,7 +105,6 @@ class ServingModule(tf.Module):
         missing = [k for k in ("z_dim", "image_size") if k not in config]
         if missing:
             raise ValueError(f"generator.get_config() lacks {missing}; cannot size the export")
-        self.text_encoder = text_encoder
         self.max_tokens = int(max_tokens)
         self.embedding_dim = int(embedding_dim)
         self.z_dim = int(config["z_dim"])
@@ -115,19 +114,15 @@ class ServingModule(tf.Module):
             generator(tf.zeros([1, self.z_dim]), tf.zeros([1, self.embedding_dim]),
                       tf.zeros([1, self.max_tokens, self.embedding_dim]),
                       tf.ones([1, self.max_tokens]), training=False)
-        # The SavedModel keeps the generator's variables and the traced signatures, not the Keras
-        # object: a subclassed Keras model with a multi-input `call` has no default serving
-        # signature that tf.saved_model could trace. A bound method is not tracked.
-        self.generator_variables = list(generator.variables)
         self._generator_call = generator.__call__
+        self._text_encoder = text_encoder
 
         captions = tf.TensorSpec([None], tf.string, name=CAPTIONS)
         seed = tf.TensorSpec([None], tf.int64, name=SEED)
         words = tf.TensorSpec([None, self.max_tokens, self.embedding_dim], tf.float32, name=WORDS)
         word_mask = tf.TensorSpec([None, self.max_tokens], tf.float32, name=WORD_MASK)
-        # The functions live in a plain namespace, not as tracked attributes: tf.saved_model.save
-        # would trace tracked tf.functions a second time. The signature functions call the
-        # encoder and generator functions, so each of those is traced once.
+        # The signature functions call one encoder and one generator function, so each of those
+        # is traced once.
         encode = tf.function(self.encode, input_signature=[captions])
         generate = tf.function(self.generate, input_signature=[words, word_mask, seed])
 
@@ -149,30 +144,46 @@ class ServingModule(tf.Module):
         def embeddings_default(words, word_mask):
             return embeddings_seeded(words, word_mask, tf.zeros(tf.shape(words)[:1], tf.int64))
 
-        self._functions = types.SimpleNamespace(
-            captions=tf.function(captions_default, input_signature=[captions]),
-            captions_seeded=tf.function(captions_seeded, input_signature=[captions, seed]),
-            embeddings=tf.function(embeddings_default, input_signature=[words, word_mask]),
-            embeddings_seeded=tf.function(embeddings_seeded, input_signature=[words, word_mask, seed]))
+        captions_fn = tf.function(captions_default, input_signature=[captions]).get_concrete_function()
+        # A plain namespace is not tracked: the SavedModel holds these as signatures only.
+        self._signatures = types.SimpleNamespace(**{
+            SERVING_DEFAULT: captions_fn,
+            SERVE_CAPTIONS: captions_fn,
+            SERVE_CAPTIONS_SEEDED: tf.function(
+                captions_seeded, input_signature=[captions, seed]).get_concrete_function(),
+            SERVE_EMBEDDINGS: tf.function(
+                embeddings_default, input_signature=[words, word_mask]).get_concrete_function(),
+            SERVE_EMBEDDINGS_SEEDED: tf.function(
+                embeddings_seeded, input_signature=[words, word_mask, seed]).get_concrete_function(),
+        })
+        # What the SavedModel tracks: the tf.Variables the signatures read and the text encoder's
+        # lookup tables and vocabulary assets, not the Keras objects. Keras 3 variables tracked
+        # through their layers restore under `tf.saved_model.load` but not in the session-based
+        # loader of TF Serving and saved_model_cli ("Could not find variable ..."), and
+        # re-serialising the hub modules' own functions would only slow export and load.
+        seen = set()
+        self.exported_variables = []
+        for fn in vars(self._signatures).values():
+            for variable in fn.variables:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    self.exported_variables.append(variable)
+        self.exported_resources = [
+            obj for root in (text_encoder, generator)
+            if isinstance(root, tf.__internal__.tracking.Trackable)
+            for obj in tf.train.TrackableView(root).descendants()
+            if isinstance(obj, (tf.saved_model.experimental.TrackableResource, tf.saved_model.Asset))]
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """Signature name -> concrete function, for `tf.saved_model.save(..., signatures=...)`.
 
         Each returns `{"images": [B, S, S, 3] uint8}`; see the module docstring for the inputs.
         """
-        fns = self._functions
-        captions_fn = fns.captions.get_concrete_function()
-        return {
-            SERVING_DEFAULT: captions_fn,
-            SERVE_CAPTIONS: captions_fn,
-            SERVE_CAPTIONS_SEEDED: fns.captions_seeded.get_concrete_function(),
-            SERVE_EMBEDDINGS: fns.embeddings.get_concrete_function(),
-            SERVE_EMBEDDINGS_SEEDED: fns.embeddings_seeded.get_concrete_function(),
-        }
+        return dict(vars(self._signatures))
 
     def encode(self, captions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Caption strings [B] -> (words [B, T, D] float32, word_mask [B, T] float32)."""
-        out = self.text_encoder(captions)
+        out = self._text_encoder(captions)
         words = tf.ensure_shape(out["sequence_output"], [None, self.max_tokens, self.embedding_dim])
         return words, sentence_embedding_lib.word_mask(out["num_tokens"], self.max_tokens)
 

@@ -5,6 +5,11 @@ generator's `get_config()` and the caption length T) and `checkpoints/ckpt-N`, a
 `tf.train.Checkpoint` with the keys `generator`, `generator_ema`, `discriminator`,
 `g_optimizer`, `d_optimizer`, `step` and `iterator`. Evaluation and export only need the two
 generators, which this module rebuilds from the config and restores from a checkpoint.
+
+The networks are checkpointed as {weight path below the network: variable} dicts
+(`weights_by_path`), not as Keras objects: a `tf.train.Checkpoint` of a Keras 3 model silently
+leaves out the weights of layers held in Python lists (the generator's and discriminator's
+blocks), while the weight paths name every weight uniquely and stay stable across processes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import os
 from typing import Any, NamedTuple
 
+import keras
 import tensorflow as tf
 
 from xmcgan_tf.networks import generator as generator_lib
@@ -132,6 +138,34 @@ def example_generator_inputs(config: dict[str, Any], max_tokens: int,
             tf.ones([batch_size, max_tokens]))
 
 
+def weights_by_path(model: keras.Model) -> dict[str, tf.Variable]:
+    """Every weight of a built model, keyed by its path below the model.
+
+    `generator/gen_block0/norm1/gamma/kernel` -> `gen_block0/norm1/gamma/kernel`, so a model
+    and a copy of it with another name (G and G_ema) have the same keys.
+
+    Args:
+      model: a built Keras model.
+
+    Returns:
+      {path: tf.Variable (a distributed variable under a strategy)}.
+
+    Raises:
+      ValueError: the model has no weights (not built) or two weights share a path.
+    """
+    if not model.weights:
+        raise ValueError(f"model {model.name!r} has no weights; build it before checkpointing")
+    prefix = model.name + "/"
+    weights = {}
+    for weight in model.weights:
+        path = weight.path[len(prefix):] if weight.path.startswith(prefix) else weight.path
+        if path in weights:
+            raise ValueError(f"model {model.name!r} has two weights at path {path!r}; give its "
+                             "layers unique names")
+        weights[path] = weight.value if isinstance(weight, keras.Variable) else weight
+    return weights
+
+
 def restore(checkpoint_path: str, **objects: Any) -> None:
     """Restores `objects` (checkpoint key -> trackable) from a checkpoint, strictly.
 
@@ -172,7 +206,8 @@ def load_generators(model_dir: str, checkpoint: str | None = None) -> LoadedGene
     generator = build_generator(run_info["generator_config"], int(run_info["max_tokens"]))
     generator_ema = build_generator(run_info["generator_config"], int(run_info["max_tokens"]))
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    restore(path, generator=generator, generator_ema=generator_ema, step=step)
+    restore(path, generator=weights_by_path(generator),
+            generator_ema=weights_by_path(generator_ema), step=step)
     return LoadedGenerators(generator=generator, generator_ema=generator_ema,
                             step=int(step.numpy()), checkpoint_path=path,
                             run_info=run_info)

@@ -195,6 +195,7 @@ class DualEncoder(keras.Model):
         """Creates all variables by running one dummy batch."""
         self.image_encoder(tf.zeros([1, self.image_size, self.image_size, 3]), training=False)
         self.text_encoder(tf.zeros([1, max_tokens, self.embedding_dim]), tf.ones([1, max_tokens]))
+        self.built = True
 
     def call(self, images: tf.Tensor, words: tf.Tensor, word_mask: tf.Tensor,
              training: bool | None = None) -> tuple[ImageFeatures, TextFeatures]:

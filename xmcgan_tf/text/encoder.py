@@ -18,7 +18,8 @@ code can reach the module's variables through `encoder_module.trainable_variable
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -94,7 +95,9 @@ class TextEncoder(keras.layers.Layer):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         if int(max_tokens) != max_tokens or max_tokens < 2:
-            raise ValueError(f"max_tokens must be an integer >= 2 ([CLS] and [SEP]); got {max_tokens!r}.")
+            raise ValueError(
+                f"max_tokens must be an integer >= 2 ([CLS] and [SEP]); got {max_tokens!r}."
+            )
         self.preprocessor_handle = preprocessor
         self.encoder_handle = encoder
         self.max_tokens = int(max_tokens)
@@ -146,7 +149,9 @@ class TextEncoder(keras.layers.Layer):
         if captions.shape.rank != 1:
             raise ValueError(f"captions must have shape [B], got {captions.shape}.")
         tokens = self._preprocessor.tokenize(captions)  # ragged [B, words, wordpieces]
-        inputs = self._preprocessor.bert_pack_inputs([tokens], seq_length=self.max_tokens)  # [B, T] each
+        inputs = self._preprocessor.bert_pack_inputs(
+            [tokens], seq_length=self.max_tokens
+        )  # [B, T] each
         outputs = self._encoder(inputs, training=False)
         input_mask = tf.cast(inputs["input_mask"], tf.int32)  # [B, T]
         return {
@@ -159,7 +164,9 @@ class TextEncoder(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            preprocessor=self.preprocessor_handle, encoder=self.encoder_handle, max_tokens=self.max_tokens
+            preprocessor=self.preprocessor_handle,
+            encoder=self.encoder_handle,
+            max_tokens=self.max_tokens,
         )
         return config
 
@@ -186,7 +193,9 @@ def encode_captions(
     captions = list(captions)
     for index, caption in enumerate(captions):
         if not isinstance(caption, str):
-            raise TypeError(f"Caption {index} is a {type(caption).__name__}, not a str: {caption!r}.")
+            raise TypeError(
+                f"Caption {index} is a {type(caption).__name__}, not a str: {caption!r}."
+            )
         if not caption.strip():
             raise ValueError(f"Caption {index} is empty ({caption!r}); every caption needs text.")
     num = len(captions)

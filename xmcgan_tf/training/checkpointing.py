@@ -1,8 +1,9 @@
 """Checkpoints of a training run, exact resume and run-configuration checks (CONTRACTS §7).
 
 `MODEL_DIR/checkpoints/ckpt-N` (N = training step) is a `tf.train.Checkpoint` holding
-`generator`, `generator_ema`, `discriminator`, `g_optimizer`, `d_optimizer`, `step` and the
-distributed data `iterator`. Restoring all of them, the iterator included, makes a restarted
+`generator`, `generator_ema`, `discriminator` (each a {weight path: variable} dict, see
+`generator_loading.weights_by_path`), `g_optimizer`, `d_optimizer`, `step` and the
+per-worker data `iterator`. Restoring all of them, the iterator included, makes a restarted
 run continue exactly where the checkpoint left off: the next batches, the optimizer moments,
 the spectral-norm vectors and the batch-norm statistics are those an uninterrupted run would
 have had.
@@ -15,6 +16,7 @@ shape.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 import tensorflow as tf
@@ -70,10 +72,11 @@ class RunCheckpoint:
 
     Args:
       model_dir: the run directory; checkpoints go to MODEL_DIR/checkpoints (on non-chief
-        workers of a multi-worker run to a scratch directory, as saving is collective).
+        workers of a multi-worker run to `distribute.worker_dir`, as each worker's input
+        position is its own).
       model: the compiled XMCGAN.
       step: int64 scalar variable counting training steps.
-      iterator: the distributed data iterator (its position is saved).
+      iterator: this worker's `tf.data` iterator (its position is saved).
       strategy: the distribution strategy.
       max_to_keep: checkpoints kept on disk.
     """
@@ -82,20 +85,30 @@ class RunCheckpoint:
                  iterator: Any, strategy: tf.distribute.Strategy, max_to_keep: int = 5):
         self.model_dir = model_dir
         self.step = step
+        weights = generator_loading.weights_by_path
         self.checkpoint = tf.train.Checkpoint(
-            generator=model.generator, generator_ema=model.generator_ema,
-            discriminator=model.discriminator, g_optimizer=model.g_optimizer,
+            generator=weights(model.generator), generator_ema=weights(model.generator_ema),
+            discriminator=weights(model.discriminator), g_optimizer=model.g_optimizer,
             d_optimizer=model.d_optimizer, step=step, iterator=iterator)
         self.is_chief = distribute.is_chief(strategy)
-        self.directory = (generator_loading.checkpoint_dir(model_dir) if self.is_chief
-                          else distribute.worker_scratch_dir(model_dir, strategy))
+        self.directory = (generator_loading.checkpoint_dir(model_dir) if self.is_chief else
+                          os.path.join(distribute.worker_dir(model_dir, strategy),
+                                       generator_loading.CHECKPOINT_SUBDIR))
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=max_to_keep,
             checkpoint_name=generator_loading.CHECKPOINT_PREFIX, step_counter=step)
 
     def latest(self) -> str | None:
-        """The latest checkpoint of the run (the chief's), or None."""
-        return tf.train.latest_checkpoint(generator_loading.checkpoint_dir(self.model_dir))
+        """This worker's checkpoint at the step of the run's (the chief's) latest, or None."""
+        run_latest = tf.train.latest_checkpoint(generator_loading.checkpoint_dir(self.model_dir))
+        if run_latest is None:
+            return None
+        path = os.path.join(self.directory, os.path.basename(run_latest))
+        if not tf.io.gfile.exists(path + ".index"):
+            raise CheckpointError(f"the run's latest checkpoint is {run_latest} but this "
+                                  f"worker's {path} is missing; restart every worker of the "
+                                  "run with the same MODEL_DIR and TF_CONFIG")
+        return path
 
     def restore_latest(self) -> str | None:
         """Restores the latest checkpoint, if any, strictly.
@@ -125,8 +138,3 @@ class RunCheckpoint:
     def save(self) -> str:
         """Writes `ckpt-<step>` (every worker must call it in a multi-worker run)."""
         return self.manager.save(checkpoint_number=self.step)
-
-    def cleanup(self) -> None:
-        """Deletes a non-chief worker's scratch checkpoints."""
-        if not self.is_chief and tf.io.gfile.exists(self.directory):
-            tf.io.gfile.rmtree(self.directory)

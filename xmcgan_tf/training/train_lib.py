@@ -6,8 +6,8 @@
 1. makes the distribution strategy (`distribute.make_strategy`);
 2. inside its scope builds G, D (`generator_fn()`, `discriminator_fn()`), the optional frozen
    image encoder, the XMCGAN model (`model_fn`) and both Adam optimizers;
-3. feeds per-replica batches of `input_pipeline.make_dataset` through
-   `strategy.distribute_datasets_from_function`;
+3. reads this worker's batches of `input_pipeline.make_dataset` from a checkpointable
+   `tf.data` iterator and splits them among the replicas (`distribute.split_to_replicas`);
 4. writes MODEL_DIR/run.json and MODEL_DIR/config.gin, restores the latest checkpoint (exact
    resume, iterator included) or starts fresh;
 5. loops `strategy.run(model.train_step)` inside a `tf.function`, one step per call, logging
@@ -26,7 +26,7 @@ import json
 import os
 import platform
 import sys
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -159,7 +159,8 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
           d_learning_rate: float = 4e-4, g_learning_rate: float = 1e-4, beta_1: float = 0.5,
           beta_2: float = 0.999,
           strategy: str = "default", tpu: str | None = None,
-          mixed_precision: str | None = None, jit_compile: bool = False,
+          devices: Sequence[str] | None = None, mixed_precision: str | None = None,
+          jit_compile: bool = False,
           log_every: int = 100, checkpoint_every: int = 1000, keep_checkpoints: int = 5,
           sample_every: int = 1000, num_samples: int = 16,
           operative_config: Callable[[], str] | None = None) -> TrainResult:
@@ -187,6 +188,7 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
       beta_2: Adam β2 of both optimizers.
       strategy: "default", "mirrored", "multi_worker" or "tpu" (see `distribute`).
       tpu: TPU name/address for strategy "tpu".
+      devices: devices of strategy "mirrored" (default: all local GPUs, else the CPU).
       mixed_precision: Keras dtype policy of the networks, e.g. "mixed_bfloat16"; None for
         float32. Losses and logits stay float32.
       jit_compile: compile the per-replica step with XLA.
@@ -224,10 +226,10 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
 def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, model_fn,
            image_encoder_fn, batch_size, max_tokens, data_variant, sentence_embedding,
            label_rule, shuffle_buffer, seed, d_learning_rate, g_learning_rate, beta_1, beta_2,
-           strategy, tpu, mixed_precision, jit_compile, log_every, checkpoint_every,
+           strategy, tpu, devices, mixed_precision, jit_compile, log_every, checkpoint_every,
            keep_checkpoints, sample_every, num_samples, operative_config) -> TrainResult:
     strategy_name = strategy
-    strategy = distribute.make_strategy(strategy_name, tpu=tpu)
+    strategy = distribute.make_strategy(strategy_name, tpu=tpu, devices=devices)
     replicas = strategy.num_replicas_in_sync
     info = schema.read_dataset_info(data_dir)
     chief = distribute.is_chief(strategy)
@@ -253,16 +255,14 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
     image_size, z_dim = int(g_config["image_size"]), int(g_config["z_dim"])
     embedding_dim = int(g_config["embedding_dim"])
 
-    def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-        # `batch_size` is global; with the input context each batch is one replica's share.
-        dataset = input_pipeline.make_dataset(
-            data_dir, "train", batch_size=batch_size, training=True, max_tokens=max_tokens,
-            embedding_dim=embedding_dim, image_size=image_size, variant=data_variant,
-            sentence_embedding=sentence_embedding, z_dim=z_dim, seed=seed,
-            shuffle_buffer=shuffle_buffer, label_rule=label_rule, input_context=input_context)
-        return dataset.map(_without_strings)
-
-    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    # One batch of GLOBAL / num_workers examples per step from this worker's shards.
+    dataset = input_pipeline.make_dataset(
+        data_dir, "train", batch_size=batch_size, training=True, max_tokens=max_tokens,
+        embedding_dim=embedding_dim, image_size=image_size, variant=data_variant,
+        sentence_embedding=sentence_embedding, z_dim=z_dim, seed=seed,
+        shuffle_buffer=shuffle_buffer, label_rule=label_rule,
+        input_context=distribute.worker_input_context(strategy))
+    iterator = iter(dataset.map(_without_strings))
 
     run_info = _to_json(_run_info(
         strategy=strategy, model=model, data_dir=data_dir, info=info, max_tokens=max_tokens,
@@ -308,7 +308,8 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
 
     @tf.function
     def train_step_fn(iterator):
-        strategy.run(replica_step, args=(next(iterator),))
+        per_replica = distribute.split_to_replicas(strategy, next(iterator))
+        strategy.run(replica_step, args=(per_replica,))
         step.assign_add(1)
         # Read in the cross-replica context: the trackers aggregate over all replicas.
         return {tracker.name: tracker.result() for tracker in model.metrics}
@@ -347,6 +348,5 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
                          start_step, num_steps)
     finally:
         reports.close()
-        run_checkpoint.cleanup()
     return TrainResult(step=current, checkpoint_path=last_checkpoint, metrics=values,
                        resumed_from=resumed_from)
