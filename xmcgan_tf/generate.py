@@ -33,7 +33,8 @@ def generate(model: serving_module.LoadedExport, captions: Sequence[str],
       [N, K, S, S, 3] uint8.
     """
     if not captions or not seeds:
-        raise ValueError(f"need at least one caption and one seed, got {len(captions)} and {len(seeds)}")
+        raise ValueError(f"need at least one caption and one seed, got {len(captions)} and "
+                         f"{len(seeds)}")
     empty = [i for i, c in enumerate(captions) if not c.strip()]
     if empty:
         raise ValueError(f"captions {empty} are empty")
@@ -58,7 +59,8 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
     captions = list(argv[1:])
     if not captions:
-        raise app.UsageError('give one or more captions, e.g. "a small red circle above a blue square"')
+        raise app.UsageError(
+            'give one or more captions, e.g. "a small red circle above a blue square"')
     seeds = client.parse_seeds(FLAGS.seeds)
     if seeds is None:
         raise app.UsageError("--seeds must name at least one seed")

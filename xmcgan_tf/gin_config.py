@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 import gin
 from absl import flags
 
-GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIN_DIR = os.path.join(REPO_DIR, "gin")
 
 
 class GinConfigError(ValueError):
@@ -60,13 +61,14 @@ def _quiet_gin_search():
 
 
 def parse_config(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
-    """Parses gin files and bindings (repository gin/ directory on the search path).
+    """Parses gin files and bindings (the repository root on the search path, so gin files
+    include each other as `include 'gin/runs/train.gin'` from any working directory).
 
     Raises:
       GinConfigError: a missing file, an unknown configurable or parameter, or a syntax error;
         the message holds gin's description, which names the binding and its location.
     """
-    gin.add_config_file_search_path(GIN_DIR)
+    gin.add_config_file_search_path(REPO_DIR)
     try:
         with _quiet_gin_search():
             gin.parse_config_files_and_bindings([resolve_gin_file(f) for f in gin_files],

@@ -70,6 +70,22 @@ def test_cell_targets_and_attribute_accuracy():
         domain_evaluator.cell_targets(clash, 3)
 
 
+def test_mirroring_moves_targets_with_the_image():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(64, 8, 8, 3), dtype=np.uint8)
+    targets = {"shape": rng.integers(0, 6, size=(64, 9)), "color": rng.integers(0, 8, (64, 9))}
+    mirrored, moved = domain_evaluator._mirror_half(np.random.default_rng(1), images, targets, 3)
+    flipped = [i for i in range(64) if not np.array_equal(mirrored[i], images[i])]
+    assert 10 < len(flipped) < 54
+    for i in range(64):
+        if i in flipped:
+            np.testing.assert_array_equal(mirrored[i], images[i][:, ::-1])
+            grid = targets["shape"][i].reshape(3, 3)
+            np.testing.assert_array_equal(moved["shape"][i].reshape(3, 3), grid[:, ::-1])
+        else:
+            np.testing.assert_array_equal(moved["color"][i], targets["color"][i])
+
+
 def test_load_split_reads_ground_truth(scenes_dir):
     from data_tools import synthetic_scenes
 
@@ -84,18 +100,8 @@ def test_load_split_reads_ground_truth(scenes_dir):
                 obj[f] for f in ("shape", "color", "size", "row", "col")]
 
 
-@pytest.fixture(scope="module")
-def trained_dir(scenes_dir, tmp_path_factory):
-    """An evaluator trained briefly (120 steps) and scored on its own training images."""
-    output = str(tmp_path_factory.mktemp("evaluator"))
-    report = domain_evaluator.train(scenes_dir, output, epochs=30, batch_size=16,
-                                    learning_rate=3e-3, width=8, cell_dim=16, val_split="train",
-                                    jit_compile=False)
-    return output, report
-
-
-def test_training_plumbing_save_and_load(trained_dir, scenes_dir):
-    output, report = trained_dir
+def test_training_plumbing_save_and_load(trained_evaluator, scenes_dir):
+    output, report = trained_evaluator
     for name in (domain_evaluator.CONFIG_FILE, domain_evaluator.WEIGHTS_FILE,
                  domain_evaluator.ACCURACY_FILE):
         assert os.path.exists(os.path.join(output, name))
@@ -109,17 +115,21 @@ def test_training_plumbing_save_and_load(trained_dir, scenes_dir):
     # The loaded evaluator reproduces the reported accuracy exactly.
     loaded = domain_evaluator.load(output)
     images, objects = domain_evaluator.load_split(scenes_dir, "train")
-    predictions = domain_evaluator.predict_objects(domain_evaluator.predict(loaded, images))
-    acc = domain_evaluator.attribute_accuracy(predictions,
+    outputs = domain_evaluator.predict(loaded, images)
+    acc = domain_evaluator.attribute_accuracy(domain_evaluator.predict_objects(outputs),
                                               domain_evaluator.cell_targets(objects, 3))
     assert all(acc[a] == report[a] for a in domain_evaluator.ATTRIBUTES)
+    # FID/KID features are scaled to unit RMS on the training images.
+    assert np.sqrt(np.mean(outputs["features"] ** 2)) == pytest.approx(1.0, rel=1e-4)
+    assert config["model"]["feature_scale"] == loaded.feature_scale != 1.0
     assert len(domain_evaluator.fingerprint(output)) == 16
     with pytest.raises(FileNotFoundError, match="train_evaluator"):
         domain_evaluator.load(str(os.path.dirname(output)))
 
 
-def test_object_accuracy_of_real_images_equals_evaluator_accuracy(trained_dir, scenes_dir):
-    output, report = trained_dir
+def test_object_accuracy_of_real_images_equals_evaluator_accuracy(trained_evaluator,
+                                                                  scenes_dir):
+    output, report = trained_evaluator
     images, objects = domain_evaluator.load_split(scenes_dir, "train")
     predictions = domain_evaluator.predict_objects(
         domain_evaluator.predict(domain_evaluator.load(output), images))

@@ -33,7 +33,8 @@ def _env() -> dict:
 
 def _write_run(model_dir: str, *, embedding_dim: int, text_encoder: dict) -> dict:
     """A run directory as training writes it: run.json + checkpoints/ckpt-1 with G and G_ema."""
-    generator = tiny_export.tiny_generator(seed=0, embedding_dim=embedding_dim, max_tokens=MAX_TOKENS)
+    generator = tiny_export.tiny_generator(seed=0, embedding_dim=embedding_dim,
+                                           max_tokens=MAX_TOKENS)
     generator_ema = tiny_export.tiny_generator(seed=1, embedding_dim=embedding_dim,
                                                max_tokens=MAX_TOKENS)
     checkpoint = tf.train.Checkpoint(generator=generator_loading.weights_by_path(generator),
@@ -64,7 +65,8 @@ def _tree_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def test_exported_run_gives_the_ema_generator_pixels_in_a_fresh_process(offline_text_encoder_dir, tmp_path):
+def test_exported_run_gives_the_ema_generator_pixels_in_a_fresh_process(
+        offline_text_encoder_dir, tmp_path):
     handles = {"preprocessor": os.path.join(offline_text_encoder_dir, "preprocess"),
                "encoder": os.path.join(offline_text_encoder_dir, "encoder")}
     model_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
@@ -106,11 +108,17 @@ def test_exported_run_gives_the_ema_generator_pixels_in_a_fresh_process(offline_
     assert (info["image_size"], info["max_tokens"], info["embedding_dim"]) == (64, MAX_TOKENS, 384)
 
 
-def test_versions_increment_and_earlier_versions_stay_intact(tmp_path):
+@pytest.fixture(scope="module")
+def module():
+    """A tiny serving module, traced once for the whole file."""
+    return tiny_export.tiny_module(seed=0)
+
+
+def test_versions_increment_and_earlier_versions_stay_intact(module, tmp_path):
     export_dir = str(tmp_path / "export")
-    assert tiny_export.write_tiny_export(export_dir, seed=0) == (1, os.path.join(export_dir, "1"))
+    assert export_lib.write_version(module, export_dir) == (1, os.path.join(export_dir, "1"))
     before = _tree_digest(os.path.join(export_dir, "1"))
-    version, path = tiny_export.write_tiny_export(export_dir, seed=1)
+    version, path = export_lib.write_version(module, export_dir)
     assert (version, path) == (2, os.path.join(export_dir, "2"))
     assert serving_module.list_versions(export_dir) == [1, 2]
     assert _tree_digest(os.path.join(export_dir, "1")) == before
@@ -119,22 +127,22 @@ def test_versions_increment_and_earlier_versions_stay_intact(tmp_path):
     assert os.path.exists(os.path.join(path, "assets.extra", export_lib.WARMUP_FILE))
 
 
-def test_an_existing_version_is_never_overwritten(tmp_path):
+def test_an_existing_version_is_never_overwritten(module, tmp_path):
     export_dir = str(tmp_path / "export")
-    tiny_export.write_tiny_export(export_dir, version=3)
+    export_lib.write_version(module, export_dir, version=3)
     before = _tree_digest(os.path.join(export_dir, "3"))
     with pytest.raises(export_lib.ExportError, match="version 3 already exists.*version 4"):
-        tiny_export.write_tiny_export(export_dir, seed=1, version=3)
+        export_lib.write_version(module, export_dir, version=3)
     assert _tree_digest(os.path.join(export_dir, "3")) == before
     assert sorted(os.listdir(export_dir)) == ["3"]
     assert export_lib.next_version(export_dir) == 4
     with pytest.raises(export_lib.ExportError, match="positive integer"):
-        tiny_export.write_tiny_export(export_dir, version=0)
+        export_lib.write_version(module, export_dir, version=0)
 
 
-def test_a_failure_before_the_rename_leaves_nothing_visible(tmp_path, monkeypatch):
+def test_a_failure_before_the_rename_leaves_nothing_visible(module, tmp_path, monkeypatch):
     export_dir = str(tmp_path / "export")
-    tiny_export.write_tiny_export(export_dir)
+    export_lib.write_version(module, export_dir)
 
     def fail(temp_dir, target):
         assert os.path.exists(os.path.join(temp_dir, "saved_model.pb"))  # fully written by now
@@ -142,11 +150,11 @@ def test_a_failure_before_the_rename_leaves_nothing_visible(tmp_path, monkeypatc
 
     monkeypatch.setattr(export_lib, "_publish", fail)
     with pytest.raises(OSError, match="disk full"):
-        tiny_export.write_tiny_export(export_dir, seed=1)
+        export_lib.write_version(module, export_dir)
     assert sorted(os.listdir(export_dir)) == ["1"]
 
 
-def test_the_temp_dir_of_a_dead_export_is_no_version_and_is_removed(tmp_path):
+def test_the_temp_dir_of_a_dead_export_is_no_version_and_is_removed(module, tmp_path):
     export_dir = tmp_path / "export"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -156,7 +164,7 @@ def test_the_temp_dir_of_a_dead_export_is_no_version_and_is_removed(tmp_path):
     assert serving_module.list_versions(str(export_dir)) == []
     with pytest.raises(FileNotFoundError, match="no model versions"):
         serving_module.resolve_version(str(export_dir))
-    assert tiny_export.write_tiny_export(str(export_dir))[0] == 1
+    assert export_lib.write_version(module, str(export_dir))[0] == 1
     assert sorted(os.listdir(export_dir)) == ["1"]
 
 

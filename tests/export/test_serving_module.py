@@ -51,7 +51,8 @@ def test_layout_and_signatures(exported):
     assert inputs["seed"].dtype == tf.int64 and inputs["seed"].shape.as_list() == [None]
     output = seeded.structured_outputs["images"]
     assert output.dtype == tf.uint8 and output.shape.as_list() == [None, 64, 64, 3]
-    _, inputs = exported["model"].signatures[serving_module.SERVE_EMBEDDINGS].structured_input_signature
+    embeddings = exported["model"].signatures[serving_module.SERVE_EMBEDDINGS]
+    _, inputs = embeddings.structured_input_signature
     assert inputs["words"].shape.as_list() == [None, MAX_TOKENS, 384]
     assert inputs["word_mask"].shape.as_list() == [None, MAX_TOKENS]
 
@@ -60,7 +61,8 @@ def test_images_match_generator_on_pipeline_inputs(exported):
     seeds = [3, 11]
     images = _run(exported["model"], serving_module.SERVE_CAPTIONS_SEEDED,
                   captions=tf.constant(CAPTIONS), seed=tf.constant(seeds, tf.int64))
-    expected = tiny_export.reference_images(exported["generator"], exported["encoder"], CAPTIONS, seeds)
+    expected = tiny_export.reference_images(exported["generator"], exported["encoder"], CAPTIONS,
+                                            seeds)
     tiny_export.assert_same_pixels(images, expected)
 
 
@@ -98,8 +100,8 @@ def test_embeddings_signature_matches_captions_signature(exported):
     model = exported["model"]
     from_embeddings = _run(model, serving_module.SERVE_EMBEDDINGS_SEEDED, words=tf.constant(words),
                            word_mask=tf.constant(mask), seed=tf.constant([4, 9], tf.int64))
-    from_captions = _run(model, serving_module.SERVE_CAPTIONS_SEEDED, captions=tf.constant(CAPTIONS),
-                         seed=tf.constant([4, 9], tf.int64))
+    from_captions = _run(model, serving_module.SERVE_CAPTIONS_SEEDED,
+                         captions=tf.constant(CAPTIONS), seed=tf.constant([4, 9], tf.int64))
     tiny_export.assert_same_pixels(from_embeddings, from_captions)
     unseeded = _run(model, serving_module.SERVE_EMBEDDINGS, words=tf.constant(words),
                     word_mask=tf.constant(mask))

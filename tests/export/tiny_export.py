@@ -31,8 +31,8 @@ class TinyTextEncoder(keras.layers.Layer):
     [B, T] int32, num_tokens [B] int32: whitespace words hashed into a random table, wrapped in
     [CLS] ... [SEP] and truncated/padded to T."""
 
-    def __init__(self, max_tokens: int = MAX_TOKENS, embedding_dim: int = EMBEDDING_DIM, seed: int = 0,
-                 **kwargs):
+    def __init__(self, max_tokens: int = MAX_TOKENS, embedding_dim: int = EMBEDDING_DIM,
+                 seed: int = 0, **kwargs):
         super().__init__(trainable=False, **kwargs)
         self.max_tokens = max_tokens
         self._embedding_dim = embedding_dim
@@ -77,7 +77,8 @@ def tiny_module(seed: int = 0) -> serving_module.ServingModule:
                                         max_tokens=MAX_TOKENS, embedding_dim=EMBEDDING_DIM)
 
 
-def write_tiny_export(export_dir: str, seed: int = 0, version: int | None = None) -> tuple[int, str]:
+def write_tiny_export(export_dir: str, seed: int = 0,
+                      version: int | None = None) -> tuple[int, str]:
     """Exports tiny_module(seed) as a new version of export_dir; returns (version, path)."""
     return export_lib.write_version(tiny_module(seed), export_dir, version=version)
 

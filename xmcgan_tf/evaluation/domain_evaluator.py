@@ -38,7 +38,7 @@ from absl import logging
 from xmcgan_tf.data import schema
 from xmcgan_tf.evaluation import real_statistics
 
-CONFIG_FILE = "config.json"
+CONFIG_FILE = "evaluator.json"
 WEIGHTS_FILE = "evaluator.weights.h5"
 ACCURACY_FILE = "accuracy.json"
 
@@ -52,6 +52,8 @@ STAGE_WIDTHS = {
     128: (1, 1, 2),  # 128 -> 64 -> 32 -> 16
 }
 FEATURE_MAP_SIZE = 16
+# Training images whose features set `feature_scale` after training.
+FEATURE_SCALE_IMAGES = 2000
 
 # Attributes whose held-out accuracy is reported (see `attribute_accuracy`).
 ATTRIBUTES = ("shape", "color", "size", "position", "empty_cells", "object", "scene")
@@ -87,12 +89,15 @@ class DomainEvaluator(keras.Model):
       width: channels of the first stage.
       cell_dim: E, per-cell feature dimension; the FID/KID features are the G² cell features
         concatenated in row-major order (F = G²·E), so they describe layout as well as content.
+      feature_scale: constant factor on the FID/KID features; `train` sets it so that real
+        training images have unit root-mean-square features, which puts domain FID and KID on
+        a fixed, data-independent scale.
       **kwargs: `keras.Model` arguments.
     """
 
     def __init__(self, num_shapes: int = 5, num_colors: int = 8, num_sizes: int = 2,
                  grid: int = 3, image_size: int = 64, width: int = 16, cell_dim: int = 32,
-                 **kwargs):
+                 feature_scale: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         widths = _stage_widths(image_size)
         for name, value in (("num_shapes", num_shapes), ("num_colors", num_colors),
@@ -109,6 +114,7 @@ class DomainEvaluator(keras.Model):
         self.image_size = image_size
         self.width = width
         self.cell_dim = cell_dim
+        self.feature_scale = float(feature_scale)
         self.stages = []
         for i, multiplier in enumerate(widths):
             channels = width * multiplier
@@ -161,8 +167,8 @@ class DomainEvaluator(keras.Model):
                           for r0, r1 in bounds for c0, c1 in bounds], axis=1)  # [B, G², C]
         cell_features = tf.cast(self.cell_layer(cells), tf.float32)  # [B, G², E]
         return {
-            "features": tf.reshape(cell_features,
-                                   [-1, self.grid * self.grid * self.cell_dim]),
+            "features": self.feature_scale * tf.reshape(
+                cell_features, [-1, self.grid * self.grid * self.cell_dim]),
             "shape_logits": tf.cast(self.shape_head(cell_features), tf.float32),
             "color_logits": tf.cast(self.color_head(cell_features), tf.float32),
             "size_logits": tf.cast(self.size_head(cell_features), tf.float32),
@@ -172,7 +178,8 @@ class DomainEvaluator(keras.Model):
         config = super().get_config()
         config.update(num_shapes=self.num_shapes, num_colors=self.num_colors,
                       num_sizes=self.num_sizes, grid=self.grid, image_size=self.image_size,
-                      width=self.width, cell_dim=self.cell_dim)
+                      width=self.width, cell_dim=self.cell_dim,
+                      feature_scale=self.feature_scale)
         return config
 
 
@@ -337,6 +344,18 @@ def _loss(outputs: Mapping[str, tf.Tensor], targets: Mapping[str, tf.Tensor]) ->
     return shape + color + size
 
 
+def _mirror_half(rng: np.random.Generator, images: np.ndarray,
+                 targets: Mapping[str, np.ndarray],
+                 grid: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Mirrors a random half of a batch: images [B, S, S, 3] left-right, targets [B, G²] by
+    column (cell (r, c) -> (r, G - 1 - c))."""
+    flip = rng.random(len(images)) < 0.5  # [B]
+    mirror = np.array([r * grid + grid - 1 - c for r in range(grid) for c in range(grid)])
+    images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
+    targets = {k: np.where(flip[:, None], v[:, mirror], v) for k, v in targets.items()}
+    return images, targets
+
+
 def predict(evaluator: DomainEvaluator, images: np.ndarray,
             batch_size: int = 256) -> dict[str, np.ndarray]:
     """Evaluator outputs on images ([N, S, S, 3] uint8, or float32 in [0, 1]), as numpy."""
@@ -350,15 +369,17 @@ def predict(evaluator: DomainEvaluator, images: np.ndarray,
     return {name: np.concatenate(values) for name, values in outputs.items()}
 
 
-def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int = 64,
-          learning_rate: float = 1e-3, seed: int = 0, train_split: str = "train",
+def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int = 16,
+          learning_rate: float = 3e-3, seed: int = 0, train_split: str = "train",
           val_split: str = "val", max_train_examples: int | None = None,
           max_val_examples: int | None = None, image_size: int = 64, width: int = 16,
-          cell_dim: int = 32, jit_compile: bool = True) -> dict[str, float]:
+          cell_dim: int = 32, mirror_augment: bool = True,
+          jit_compile: bool = True) -> dict[str, float]:
     """Trains a domain evaluator on a synthetic dataset and saves it to `output_dir`.
 
-    Adam with a cosine-decayed learning rate over all steps; the held-out accuracy on
-    `val_split` is computed at the end and saved with the model (`ACCURACY_FILE`).
+    Adam with a cosine-decayed learning rate over all steps. Afterwards `feature_scale` is set
+    from the training images' features and the held-out accuracy on `val_split` is computed
+    and saved with the model (`ACCURACY_FILE`).
 
     Args:
       data_dir: synthetic dataset directory (objects/* ground truth).
@@ -374,6 +395,8 @@ def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int =
       image_size: evaluator input size (STAGE_WIDTHS key).
       width: first-stage channels.
       cell_dim: per-cell feature dimension E.
+      mirror_augment: mirror a random half of each batch left-right, with the grid columns of
+        its targets (valid because every synthetic shape is left-right symmetric).
       jit_compile: compile the training step with XLA (faster steps, ~10 s to compile).
 
     Returns:
@@ -416,11 +439,16 @@ def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int =
         losses = []
         for step in range(steps_per_epoch):
             idx = np.sort(order[step * batch_size:(step + 1) * batch_size])
-            batch_targets = {k: tf.constant(v[idx]) for k, v in train_targets.items()}
-            losses.append(float(train_step(tf.constant(train_images[idx]), batch_targets)))
+            images, targets = train_images[idx], {k: v[idx] for k, v in train_targets.items()}
+            if mirror_augment:
+                images, targets = _mirror_half(rng, images, targets, grid)
+            losses.append(float(train_step(
+                tf.constant(images), {k: tf.constant(v) for k, v in targets.items()})))
         logging.info("domain evaluator epoch %d/%d: loss %.4f (%.0f s)", epoch + 1, epochs,
                      np.mean(losses), time.time() - start)
     seconds = time.time() - start
+    reference = predict(evaluator, train_images[:FEATURE_SCALE_IMAGES])["features"]
+    evaluator.feature_scale = float(1.0 / max(np.sqrt(np.mean(np.square(reference))), 1e-12))
     accuracy = attribute_accuracy(predict_objects(predict(evaluator, val_images)), val_targets)
     report = {**accuracy, "train_examples": len(train_images), "val_examples": len(val_images),
               "epochs": epochs, "train_seconds": round(seconds, 1)}
@@ -435,21 +463,24 @@ def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int =
 def save(evaluator: DomainEvaluator, directory: str, *, vocabulary: Mapping[str, Any],
          accuracy: Mapping[str, float] | None = None,
          training: Mapping[str, Any] | None = None) -> None:
-    """Writes `config.json` (model config, vocabulary, training facts), the weights and the
-    held-out accuracy to `directory`."""
+    """Writes the weights, the held-out accuracy and `evaluator.json` (model config, vocabulary,
+    training facts) to `directory`; `evaluator.json` comes last (atomically), so its presence
+    means a complete evaluator."""
     tf.io.gfile.makedirs(directory)
-    config = {"model": evaluator.get_config(), "vocabulary": dict(vocabulary),
-              "training": dict(training or {})}
-    with tf.io.gfile.GFile(os.path.join(directory, CONFIG_FILE), "w") as f:
-        f.write(json.dumps(config, indent=2, sort_keys=True))
     evaluator.save_weights(os.path.join(directory, WEIGHTS_FILE))
     if accuracy is not None:
         with tf.io.gfile.GFile(os.path.join(directory, ACCURACY_FILE), "w") as f:
             f.write(json.dumps(dict(accuracy), indent=2, sort_keys=True))
+    config = {"model": evaluator.get_config(), "vocabulary": dict(vocabulary),
+              "training": dict(training or {})}
+    path = os.path.join(directory, CONFIG_FILE)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        f.write(json.dumps(config, indent=2, sort_keys=True))
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def read_config(directory: str) -> dict[str, Any]:
-    """`config.json` of a saved evaluator; raises FileNotFoundError naming what to do."""
+    """`evaluator.json` of a saved evaluator; raises FileNotFoundError naming what to do."""
     path = os.path.join(directory, CONFIG_FILE)
     if not tf.io.gfile.exists(path) or not tf.io.gfile.exists(
             os.path.join(directory, WEIGHTS_FILE)):

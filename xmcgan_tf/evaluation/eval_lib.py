@@ -166,7 +166,8 @@ def evaluate_generators(generators: Mapping[str, GeneratorFn], *, data_dir: str,
     needs = set().union(*(m.needs for m in chosen))
     info = schema.read_dataset_info(data_dir)
     if split not in info.splits:
-        raise schema.DatasetError(f"{data_dir} has no split {split!r}; it has {sorted(info.splits)}")
+        raise schema.DatasetError(f"{data_dir} has no split {split!r}; it has "
+                                  f"{sorted(info.splits)}")
     count = min(int(num_samples), int(info.splits[split]))
     if count < num_samples:
         logging.warning("split %r has only %d images; evaluating %d instead of %d", split,
@@ -190,7 +191,15 @@ def evaluate_generators(generators: Mapping[str, GeneratorFn], *, data_dir: str,
             raise ValueError("metric 'rprec' needs an R-precision judge (--judge_dir: a dual "
                              "encoder trained with xmcgan_tf.pretrain_encoder)")
         r_precision.check_judge(judge)
-        networks["judge"] = lambda images: {"embeddings": judge.encode_images(images)}
+        judge_size = getattr(judge, "image_size", None)
+
+        def judge_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+            if judge_size and images.shape[1] != judge_size:
+                images = tf.image.resize(images, [judge_size, judge_size], method="bilinear",
+                                         antialias=True)
+            return {"embeddings": judge.encode_images(images)}
+
+        networks["judge"] = judge_images
 
     def examples(**kwargs) -> tf.data.Dataset:
         return real_statistics.eval_examples(

@@ -53,11 +53,10 @@ def eval_examples(data_dir: str, split: str, *, image_size: int, batch_size: int
       embedding_dim: D the caller expects; checked against dataset_info.json.
 
     Returns:
-      Dataset of dict batches: `index` [B] int64, `image` [B, S, S, 3] float32 in [0, 1] (if
-      with_images),
-      `caption` [B] string, `caption_index` [B] int32, `words` [B, T, D] float32, `word_mask`
-      [B, T] float32, `sentence` [B, D] float32, `label` [B] int64, optionally `z` [B, z_dim];
-      with objects also `objects/<field>` [B, K] int64 (-1 padding), `states_position` and
+      Dataset of dict batches: `index` [B] int64, `image` [B, S, S, 3] float32 in [0, 1] (with
+      images), `caption` [B] string, `caption_index` [B] int32, `words` [B, T, D] float32,
+      `word_mask` [B, T] float32, `sentence` [B, D] float32, `label` [B] int64, `z` [B, z_dim]
+      float32 (with z_dim); with objects also `objects/<field>` [B, K] int64 (-1 padding), `states_position` and
       `states_size` [B] int64 of the chosen caption (0 where the record has none).
     """
     sentence_embedding.check_method(sentence_mode)
@@ -74,7 +73,8 @@ def eval_examples(data_dir: str, split: str, *, image_size: int, batch_size: int
                                       with_objects=with_objects)
         num_captions = tf.shape(record["captions"])[0]
         key = tf.stack([tf.cast(seed, tf.int64), index])
-        choice = tf.random.stateless_uniform([], seed=key, maxval=num_captions, dtype=tf.int32)
+        choice = tf.random.stateless_uniform([], seed=key, maxval=num_captions, dtype=tf.int32,
+                                             alg="philox")
         num_tokens = record["num_tokens"][choice]
         words = record["embeddings"][choice]  # [T, D]
         out = {
@@ -93,7 +93,8 @@ def eval_examples(data_dir: str, split: str, *, image_size: int, batch_size: int
             out["image"] = tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0),
                                            [image_size, image_size, 3])
         if z_dim is not None:
-            out["z"] = tf.random.stateless_normal([z_dim], seed=key + [0, 1 << 40])
+            z_key = key + tf.constant([0, 1 << 40], tf.int64)  # apart from the caption draw
+            out["z"] = tf.random.stateless_normal([z_dim], seed=z_key, alg="philox")
         if with_objects:
             for field in schema.OBJECT_FIELDS:
                 out[schema.OBJECT_PREFIX + field] = record[schema.OBJECT_PREFIX + field]
@@ -109,11 +110,11 @@ def eval_examples(data_dir: str, split: str, *, image_size: int, batch_size: int
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         dataset = dataset.take(num_samples)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    padding = {schema.OBJECT_PREFIX + f: tf.constant(-1, tf.int64) for f in schema.OBJECT_FIELDS}
     if with_objects:
-        spec = dataset.element_spec
-        padding_values = {k: padding.get(k, tf.zeros([], v.dtype)) for k, v in spec.items()}
-        padding_values["caption"] = tf.constant("")
+        # Objects per image vary: pad them with -1 (other fields have fixed shapes).
+        padding_values = {k: tf.constant(-1 if k.startswith(schema.OBJECT_PREFIX) else 0,
+                                         v.dtype) if v.dtype != tf.string else tf.constant("")
+                          for k, v in dataset.element_spec.items()}
         dataset = dataset.padded_batch(batch_size, padding_values=padding_values)
     else:
         dataset = dataset.batch(batch_size)

@@ -315,8 +315,8 @@ def _r_precision(inputs: MetricInputs) -> MetricValue:
                  network="domain", real_reference=True, higher_is_better=True)
 def _object_accuracy(inputs: MetricInputs) -> MetricValue:
     result = object_accuracy.object_accuracy(
-        domain_evaluator.predict_objects(inputs.object_outputs), inputs.objects, inputs.states_position, inputs.states_size, inputs.labels,
-        inputs.grid)
+        domain_evaluator.predict_objects(inputs.object_outputs), inputs.objects,
+        inputs.states_position, inputs.states_size, inputs.labels, inputs.grid)
     return MetricValue(result.image_averaged,
                        extra={"class_averaged": result.class_averaged,
                               "object_averaged": result.object_averaged})

@@ -22,7 +22,8 @@ FLAGS = flags.FLAGS
 def _define_flags() -> None:
     """Command-line flags; defined only when the module runs as a program."""
     flags.DEFINE_string("checkpoint_dir", None, "Training run directory MODEL_DIR.")
-    flags.DEFINE_string("export_dir", None, "Export base directory; versions go in <export_dir>/<N>/.")
+    flags.DEFINE_string("export_dir", None,
+                        "Export base directory; versions go in <export_dir>/<N>/.")
     flags.DEFINE_integer("version", None, "Version number to write (default: next integer).")
     flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: the run's latest).")
     flags.DEFINE_string("text_preprocessor", None, "Text preprocessor handle (default: the run's).")

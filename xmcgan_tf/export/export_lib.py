@@ -85,7 +85,8 @@ def _write_warmup(path: str) -> None:
     request = predict_pb2.PredictRequest()
     request.model_spec.signature_name = serving_module.SERVING_DEFAULT
     request.inputs[serving_module.CAPTIONS].CopyFrom(tf.make_tensor_proto([WARMUP_CAPTION]))
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request))
     with tf.io.TFRecordWriter(path) as writer:
         writer.write(log.SerializeToString())
 
@@ -97,7 +98,8 @@ def _publish(temp_dir: str, target: str) -> None:
 
 
 def write_version(module: serving_module.ServingModule, export_dir: str, *,
-                  version: int | None = None, info: Mapping[str, Any] | None = None) -> tuple[int, str]:
+                  version: int | None = None,
+                  info: Mapping[str, Any] | None = None) -> tuple[int, str]:
     """Saves `module` as `export_dir/<version>/` (next integer when None) via temp dir + rename.
 
     Args:
@@ -122,7 +124,8 @@ def write_version(module: serving_module.ServingModule, export_dir: str, *,
     if os.path.exists(target):
         raise ExportError(f"version {version} already exists at {target}; exports never overwrite "
                           f"a version (omit --version to write version {next_version(export_dir)})")
-    temp_dir = os.path.join(export_dir, f"{_TEMP_PREFIX}{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    temp_name = f"{_TEMP_PREFIX}{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    temp_dir = os.path.join(export_dir, temp_name)
     try:
         tf.saved_model.save(module, temp_dir, signatures=module.signatures())
         extra_dir = os.path.join(temp_dir, "assets.extra")

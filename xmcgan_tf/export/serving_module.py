@@ -3,13 +3,15 @@
 `ServingModule` is a `tf.Module` holding the text encoder (tokenizer + BERT-style encoder) and
 the EMA generator, with explicit signatures:
 
-| signature                 | inputs                                           | output                 |
-|---------------------------|--------------------------------------------------|------------------------|
-| `serving_default`         | `captions [B] string`                            | `images [B,S,S,3] uint8` |
-| `serve_captions`          | `captions [B] string` (same as serving_default)  | `images`               |
-| `serve_captions_seeded`   | `captions [B] string`, `seed [B] int64`          | `images`               |
-| `serve_embeddings`        | `words [B,T,D] float32`, `word_mask [B,T] float32` | `images`             |
-| `serve_embeddings_seeded` | `words`, `word_mask`, `seed [B] int64`           | `images`               |
+| signature                 | inputs                                                 |
+|---------------------------|--------------------------------------------------------|
+| `serving_default`         | `captions [B] string`                                  |
+| `serve_captions`          | `captions [B] string` (the same function)              |
+| `serve_captions_seeded`   | `captions [B] string`, `seed [B] int64`                |
+| `serve_embeddings`        | `words [B, T, D] float32`, `word_mask [B, T] float32`  |
+| `serve_embeddings_seeded` | `words`, `word_mask`, `seed [B] int64`                 |
+
+Every signature returns `{"images": [B, S, S, 3] uint8}`.
 
 A SavedModel signature cannot have optional inputs (TF Serving requires every input of the
 named signature), so each signature comes with and without `seed`; without it every row uses
@@ -87,8 +89,9 @@ class ServingModule(tf.Module):
 
     Args:
       generator: the EMA generator, a Keras model called as
-        `generator(z [B, z_dim], sentence [B, D], words [B, T, D], word_mask [B, T], training=False)`
-        -> [B, S, S, 3] float32 in [0, 1]; its `get_config()` holds `z_dim` and `image_size`.
+        `generator(z [B, z_dim], sentence [B, D], words [B, T, D], word_mask [B, T],
+        training=False)` -> [B, S, S, 3] float32 in [0, 1]; its `get_config()` holds `z_dim`
+        and `image_size`.
       text_encoder: callable `captions [B] string -> dict` with `sequence_output [B, T, D]
         float32` and `num_tokens [B] int32` (an `xmcgan_tf.text.encoder.TextEncoder`).
       max_tokens: T of the run.
@@ -96,8 +99,9 @@ class ServingModule(tf.Module):
       sentence_embedding: the run's method, one of SENTENCE_EMBEDDINGS.
     """
 
-    def __init__(self, generator: keras.Model, text_encoder: Callable[[tf.Tensor], Mapping[str, tf.Tensor]],
-                 *, max_tokens: int, embedding_dim: int, sentence_embedding: str = "official",
+    def __init__(self, generator: keras.Model,
+                 text_encoder: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], *,
+                 max_tokens: int, embedding_dim: int, sentence_embedding: str = "official",
                  name: str | None = None):
         super().__init__(name=name)
         sentence_embedding_lib.check_method(sentence_embedding)
@@ -144,7 +148,8 @@ class ServingModule(tf.Module):
         def embeddings_default(words, word_mask):
             return embeddings_seeded(words, word_mask, tf.zeros(tf.shape(words)[:1], tf.int64))
 
-        captions_fn = tf.function(captions_default, input_signature=[captions]).get_concrete_function()
+        captions_fn = tf.function(
+            captions_default, input_signature=[captions]).get_concrete_function()
         # A plain namespace is not tracked: the SavedModel holds these as signatures only.
         self._signatures = types.SimpleNamespace(**{
             SERVING_DEFAULT: captions_fn,
@@ -154,7 +159,8 @@ class ServingModule(tf.Module):
             SERVE_EMBEDDINGS: tf.function(
                 embeddings_default, input_signature=[words, word_mask]).get_concrete_function(),
             SERVE_EMBEDDINGS_SEEDED: tf.function(
-                embeddings_seeded, input_signature=[words, word_mask, seed]).get_concrete_function(),
+                embeddings_seeded,
+                input_signature=[words, word_mask, seed]).get_concrete_function(),
         })
         # What the SavedModel tracks: the tf.Variables the signatures read and the text encoder's
         # lookup tables and vocabulary assets, not the Keras objects. Keras 3 variables tracked
@@ -168,11 +174,12 @@ class ServingModule(tf.Module):
                 if id(variable) not in seen:
                     seen.add(id(variable))
                     self.exported_variables.append(variable)
+        resource_types = (tf.saved_model.experimental.TrackableResource, tf.saved_model.Asset)
         self.exported_resources = [
             obj for root in (text_encoder, generator)
             if isinstance(root, tf.__internal__.tracking.Trackable)
             for obj in tf.train.TrackableView(root).descendants()
-            if isinstance(obj, (tf.saved_model.experimental.TrackableResource, tf.saved_model.Asset))]
+            if isinstance(obj, resource_types)]
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """Signature name -> concrete function, for `tf.saved_model.save(..., signatures=...)`.
@@ -188,20 +195,30 @@ class ServingModule(tf.Module):
         return words, sentence_embedding_lib.word_mask(out["num_tokens"], self.max_tokens)
 
     def generate(self, words: tf.Tensor, word_mask: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        """(words [B, T, D] float32, word_mask [B, T] float32, seed [B] int64) -> [B, S, S, 3] uint8.
+        """Images from word embeddings.
 
         The sentence embedding is derived as the input pipeline derives it, with
         num_tokens = the number of ones in each word_mask row.
+
+        Args:
+          words: [B, T, D] float32.
+          word_mask: [B, T] float32.
+          seed: [B] int64, the z seed of each row.
+
+        Returns:
+          [B, S, S, 3] uint8.
         """
         num_tokens = tf.cast(tf.reduce_sum(word_mask, axis=1), tf.int32)  # [B]
-        sentence = sentence_embedding_lib.sentence_embedding(words, num_tokens, self.sentence_method)
+        sentence = sentence_embedding_lib.sentence_embedding(words, num_tokens,
+                                                             self.sentence_method)  # [B, D]
         z = latents(seed, self.z_dim)
         images = self._generator_call(z, sentence, words, word_mask, training=False)
         return to_uint8(images)
 
     @staticmethod
     def _check_batch(batch: tf.Tensor, *others: tuple[str, tf.Tensor]) -> list[tf.Operation]:
-        checks = [tf.debugging.assert_positive(batch, message="the request holds no rows (batch size 0)")]
+        checks = [tf.debugging.assert_positive(
+            batch, message="the request holds no rows (batch size 0)")]
         for name, tensor in others:
             checks.append(tf.debugging.assert_equal(
                 tf.shape(tensor)[0], batch, message=f"{name} must have one row per input row"))

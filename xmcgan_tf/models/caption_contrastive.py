@@ -12,12 +12,13 @@ f into G; f's weights never change. Batches come from the `two_captions` pipelin
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import tensorflow as tf
 
 from xmcgan_tf.losses import nt_xent
 from xmcgan_tf.models import xmcgan
+from xmcgan_tf.networks import dual_encoder as dual_encoder_lib
 
 LOSS_NAME = "loss/g_caption_nt_xent"
 
@@ -34,17 +35,16 @@ class CaptionContrastiveTerm:
     """NT-Xent between the frozen encoder's features of the fakes of the two captions.
 
     Args:
-      image_encoder: frozen images [B, S, S, 3] in [0, 1] -> [B, K] float32 features (e.g.
-        `DualEncoder.encode_images` of the pretrained encoder).
+      encoder: the frozen pretrained DualEncoder; its global image features are f.
       weight: λ_cap (0.2).
       temperature: NT-Xent τ (0.5).
     """
 
     names = (LOSS_NAME,)
 
-    def __init__(self, image_encoder: Callable[[tf.Tensor], tf.Tensor], *,
-                 weight: float = 0.2, temperature: float = 0.5):
-        self.image_encoder = image_encoder
+    def __init__(self, encoder: dual_encoder_lib.DualEncoder, *, weight: float = 0.2,
+                 temperature: float = 0.5):
+        self.encoder = encoder
         self.weight = float(weight)
         self.temperature = float(temperature)
 
@@ -52,6 +52,6 @@ class CaptionContrastiveTerm:
         if len(branches) != 2:
             raise ValueError(f"the caption-contrastive term needs 2 branches (two captions of "
                              f"each image), got {len(branches)}; use two_caption_branches")
-        first = self.image_encoder(branches[0].fake_images)  # [B, K]
-        second = self.image_encoder(branches[1].fake_images)  # [B, K]
+        first = self.encoder.encode_images(branches[0].fake_images)  # [B, K]
+        second = self.encoder.encode_images(branches[1].fake_images)  # [B, K]
         return {LOSS_NAME: nt_xent.nt_xent_loss(first, second, temperature=self.temperature)}

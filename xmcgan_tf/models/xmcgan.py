@@ -55,6 +55,7 @@ class Branch(NamedTuple):
       sentence: [B, D] float32 sentence embeddings.
       words: [B, T, D] float32 word embeddings.
       word_mask: [B, T] float32, 1 on real tokens.
+      label: [B] int64 class labels, for terms that need them (SCL); None otherwise.
     """
 
     image: tf.Tensor
@@ -62,6 +63,7 @@ class Branch(NamedTuple):
     sentence: tf.Tensor
     words: tf.Tensor
     word_mask: tf.Tensor
+    label: tf.Tensor | None = None
 
 
 class BranchOutputs(NamedTuple):

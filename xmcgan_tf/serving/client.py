@@ -50,7 +50,8 @@ def _check_request(captions: Sequence[str], seeds: Sequence[int] | None) -> None
     if isinstance(captions, str):
         raise TypeError("captions must be a sequence of strings, not one string")
     if seeds is not None and len(seeds) != len(captions):
-        raise ValueError(f"{len(seeds)} seeds for {len(captions)} captions; give one seed per caption")
+        raise ValueError(f"{len(seeds)} seeds for {len(captions)} captions; give one seed per "
+                         "caption")
 
 
 def predict_grpc(server: str, captions: Sequence[str], *, seeds: Sequence[int] | None = None,
@@ -78,7 +79,8 @@ def predict_grpc(server: str, captions: Sequence[str], *, seeds: Sequence[int] |
     request.inputs[serving_module.CAPTIONS].CopyFrom(
         tf.make_tensor_proto([c.encode("utf-8") for c in captions], dtype=tf.string))
     if seeds is not None:
-        request.inputs[serving_module.SEED].CopyFrom(tf.make_tensor_proto(np.asarray(seeds, np.int64)))
+        request.inputs[serving_module.SEED].CopyFrom(
+            tf.make_tensor_proto(np.asarray(seeds, np.int64)))
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
     with grpc.insecure_channel(server, options=options) as channel:
@@ -108,8 +110,8 @@ def predict_rest(server: str, captions: Sequence[str], *, seeds: Sequence[int] |
     inputs: dict = {serving_module.CAPTIONS: list(captions)}
     if seeds is not None:
         inputs[serving_module.SEED] = [int(s) for s in seeds]
-    body = json.dumps({"signature_name": SERVING_DEFAULT if seeds is None else SERVE_CAPTIONS_SEEDED,
-                       "inputs": inputs}).encode("utf-8")
+    signature = SERVING_DEFAULT if seeds is None else SERVE_CAPTIONS_SEEDED
+    body = json.dumps({"signature_name": signature, "inputs": inputs}).encode("utf-8")
     request = urllib.request.Request(_rest_url(server, model_name, version), data=body,
                                      headers={"Content-Type": "application/json"}, method="POST")
     try:
@@ -137,7 +139,8 @@ def predict(server: str, captions: Sequence[str], *, seeds: Sequence[int] | None
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     fn = predict_grpc if protocol == "grpc" else predict_rest
-    return fn(server, captions, seeds=seeds, model_name=model_name, version=version, timeout=timeout)
+    return fn(server, captions, seeds=seeds, model_name=model_name, version=version,
+              timeout=timeout)
 
 
 def expand(captions: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
@@ -196,7 +199,8 @@ def _define_flags() -> None:
     flags.DEFINE_enum("protocol", "grpc", list(PROTOCOLS), "TF Serving protocol to speak.")
     flags.DEFINE_string("model_name", "xmcgan", "Model name on the server.")
     flags.DEFINE_integer("version", None, "Model version (default: the server's newest).")
-    flags.DEFINE_string("seeds", "", "Comma-separated seeds; each caption is generated once per seed.")
+    flags.DEFINE_string("seeds", "",
+                        "Comma-separated seeds; each caption is generated once per seed.")
     flags.DEFINE_string("output", "grid.png", "PNG grid to write (rows: captions, columns: seeds).")
     flags.DEFINE_float("timeout", 120.0, "Request timeout in seconds.")
 
@@ -207,8 +211,9 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError('give one or more captions, e.g. "a small red circle"')
     seeds = parse_seeds(FLAGS.seeds)
     if seeds is None:
-        images = predict(FLAGS.server, captions, protocol=FLAGS.protocol, model_name=FLAGS.model_name,
-                         version=FLAGS.version, timeout=FLAGS.timeout)[:, None]
+        images = predict(FLAGS.server, captions, protocol=FLAGS.protocol,
+                         model_name=FLAGS.model_name, version=FLAGS.version,
+                         timeout=FLAGS.timeout)[:, None]
     else:
         flat_captions, flat_seeds = expand(captions, seeds)
         images = predict(FLAGS.server, flat_captions, seeds=flat_seeds, protocol=FLAGS.protocol,

@@ -122,7 +122,8 @@ class Servable:
         self.signatures: dict[str, Signature] = {}
         for name, fn in self._model.signatures.items():
             _, kwargs = fn.structured_input_signature
-            outputs = {k: tf.TensorSpec(v.shape, v.dtype, k) for k, v in fn.structured_outputs.items()}
+            outputs = {k: tf.TensorSpec(v.shape, v.dtype, k)
+                       for k, v in fn.structured_outputs.items()}
             self.signatures[name] = Signature(name, fn, dict(kwargs), outputs)
         self.signature_defs = _read_signature_defs(self.path)
 
@@ -154,14 +155,16 @@ class Servable:
             array = inputs[name]
             dtype = _array_dtype(array)
             if dtype != spec.dtype:
-                raise _invalid(f"input {name!r} expects {spec.dtype.name} but {dtype.name} is provided")
+                raise _invalid(f"input {name!r} expects {spec.dtype.name} but {dtype.name} is "
+                               "provided")
             if not spec.shape.is_compatible_with(array.shape):
                 raise _invalid(f"input {name!r} has shape {list(array.shape)}; signature "
                                f"{signature.name!r} expects {_spec_str(spec)}")
             if batch is None:
                 batch = array.shape[0]
             elif array.shape[0] != batch:
-                raise _invalid(f"inputs have different batch sizes ({batch} and {array.shape[0]} for {name!r})")
+                raise _invalid(f"inputs have different batch sizes ({batch} and "
+                               f"{array.shape[0]} for {name!r})")
         if batch == 0:
             raise _invalid("the request holds no rows (batch size 0)")
         if batch > self.max_batch:
@@ -175,8 +178,8 @@ class Servable:
         self.check_inputs(signature, inputs)
         unknown = sorted(set(output_filter) - set(signature.outputs))
         if unknown:
-            raise _invalid(f"output_filter names {unknown}, which signature {signature.name!r} does "
-                           f"not have (outputs: {sorted(signature.outputs)})")
+            raise _invalid(f"output_filter names {unknown}, which signature {signature.name!r} "
+                           f"does not have (outputs: {sorted(signature.outputs)})")
         try:
             outputs = signature.function(**{k: tf.constant(v, dtype=signature.inputs[k].dtype)
                                             for k, v in inputs.items()})
@@ -237,7 +240,8 @@ class ModelManager:
             logging.info("Loading %s version %d from %s", self.model_name, version, self.model_dir)
             servable = Servable(serving_module.load(self.model_dir, version), self.max_batch)
             warmed = servable.warm_up()
-            logging.info("Loaded %s version %d (%d warm-up requests)", self.model_name, version, warmed)
+            logging.info("Loaded %s version %d (%d warm-up requests)", self.model_name, version,
+                         warmed)
             with self._lock:
                 self._servables[version] = servable
             return servable
@@ -263,7 +267,8 @@ class ModelManager:
         with self._lock:
             if version is None:
                 if not self._servables:
-                    raise ServingError(grpc.StatusCode.UNAVAILABLE, f"no version of {name!r} is loaded")
+                    raise ServingError(grpc.StatusCode.UNAVAILABLE,
+                                       f"no version of {name!r} is loaded")
                 return self._servables[max(self._servables)]
             if version in self._servables:
                 return self._servables[version]
@@ -336,7 +341,10 @@ def _json_element(value: Any, dtype: tf.DType, name: str) -> Any:
 
 def json_to_array(value: Any, spec: tf.TensorSpec, name: str) -> np.ndarray:
     """A JSON value (nested lists) -> numpy array of the signature input's dtype."""
-    shape, flat = _nested_shape(value, name)
+    try:
+        shape, flat = _nested_shape(value, name)
+    except RecursionError as e:
+        raise _invalid(f"input {name!r} is nested too deeply") from e
     elements = [_json_element(v, spec.dtype, name) for v in flat]
     if spec.dtype == tf.string:
         array = np.empty(len(elements), dtype=object)
@@ -355,7 +363,9 @@ def _json_value(array: np.ndarray) -> Any:
                 except UnicodeDecodeError:
                     return {"b64": base64.b64encode(item).decode("ascii")}
             return item
-        return np.vectorize(convert, otypes=[object])(array).tolist() if array.size else array.tolist()
+        if not array.size:
+            return array.tolist()
+        return np.vectorize(convert, otypes=[object])(array).tolist()
     return array.tolist()
 
 
@@ -363,7 +373,7 @@ def parse_rest_request(body: bytes, servable: Servable) -> tuple[str, dict[str, 
     """A `:predict` JSON body -> (signature name, inputs, row format?)."""
     try:
         request = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise _invalid(f"JSON Parse error: {e}") from e
     if not isinstance(request, dict):
         raise _invalid("the request body must be a JSON object")
@@ -390,8 +400,8 @@ def parse_rest_request(body: bytes, servable: Servable) -> tuple[str, dict[str, 
             elif len(names) == 1:
                 columns[names[0]].append(instance)
             else:
-                raise _invalid(f"signature {signature.name!r} takes several inputs {sorted(names)}; "
-                               "each instance must be an object naming them")
+                raise _invalid(f"signature {signature.name!r} takes several inputs "
+                               f"{sorted(names)}; each instance must be an object naming them")
         inputs = {n: json_to_array(columns[n], signature.inputs[n], n) for n in names}
         return signature.name, inputs, True
     columns = request["inputs"]
@@ -409,13 +419,14 @@ def parse_rest_request(body: bytes, servable: Servable) -> tuple[str, dict[str, 
 
 
 def format_rest_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
-    """Outputs -> `{"predictions": ...}` (row) or `{"outputs": ...}` (columnar), TF Serving style."""
+    """Outputs -> `{"predictions": ...}` (row) or `{"outputs": ...}` (columnar), as TF Serving."""
     if row_format:
         names = list(outputs)
         batch = next(iter(outputs.values())).shape[0]
         if len(names) == 1:
             return {"predictions": _json_value(outputs[names[0]])}
-        return {"predictions": [{n: _json_value(outputs[n][i]) for n in names} for i in range(batch)]}
+        return {"predictions": [{n: _json_value(outputs[n][i]) for n in names}
+                                for i in range(batch)]}
     if len(outputs) == 1:
         return {"outputs": _json_value(next(iter(outputs.values())))}
     return {"outputs": {n: _json_value(v) for n, v in outputs.items()}}
@@ -435,7 +446,8 @@ def _status_json(entries: list[tuple[int, str]]) -> dict:
 
 def _metadata_json(servable: Servable, name: str) -> dict:
     return {"model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
-            "metadata": {"signature_def": json_format.MessageToDict(servable.signature_def_map())}}
+            "metadata": {"signature_def": json_format.MessageToDict(
+                servable.signature_def_map(), preserving_proto_field_name=True)}}
 
 
 def _make_rest_handler(manager: ModelManager, max_request_bytes: int) -> type:
@@ -460,8 +472,9 @@ def _make_rest_handler(manager: ModelManager, max_request_bytes: int) -> type:
                 raise ServingError(grpc.StatusCode.NOT_FOUND,
                                    f"Malformed request: {self.command} {self.path}")
             if match["label"] is not None:
-                raise ServingError(grpc.StatusCode.NOT_FOUND,
-                                   f"version label {match['label']!r} is not configured on this server")
+                raise ServingError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"version label {match['label']!r} is not configured on this server")
             version = None
             if match["version"] is not None:
                 if not match["version"].isdigit():
@@ -471,13 +484,14 @@ def _make_rest_handler(manager: ModelManager, max_request_bytes: int) -> type:
 
         def _handle(self, method: str) -> None:
             try:
+                # The body is read first so that an error answer leaves the connection usable.
+                body = self._read_body() if method == "POST" else b""
                 name, version, verb, resource = self._route()
                 if method == "GET" and verb is None and resource is None:
                     self._send(200, _status_json(manager.status(name, version)))
                 elif method == "GET" and resource == "metadata":
                     self._send(200, _metadata_json(manager.get(name, version), name))
                 elif method == "POST" and verb == "predict":
-                    body = self._read_body()
                     servable = manager.get(name, version)
                     signature, inputs, row_format = parse_rest_request(body, servable)
                     _, outputs = servable.predict(signature, inputs)
@@ -497,6 +511,7 @@ def _make_rest_handler(manager: ModelManager, max_request_bytes: int) -> type:
         def _read_body(self) -> bytes:
             length = self.headers.get("Content-Length")
             if length is None or not length.isdigit():
+                self.close_connection = True
                 raise _invalid("the request needs a Content-Length header")
             if int(length) > max_request_bytes:
                 self.close_connection = True
@@ -520,8 +535,9 @@ def _request_version(model_spec) -> int | None:
     if model_spec.HasField("version"):
         return model_spec.version.value
     if model_spec.version_label:
-        raise ServingError(grpc.StatusCode.NOT_FOUND,
-                           f"version label {model_spec.version_label!r} is not configured on this server")
+        raise ServingError(
+            grpc.StatusCode.NOT_FOUND,
+            f"version label {model_spec.version_label!r} is not configured on this server")
     return None
 
 
@@ -531,9 +547,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, manager: ModelManager):
         self._manager = manager
 
-    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext):  # noqa: N802
+    def Predict(self, request: predict_pb2.PredictRequest,  # noqa: N802 (gRPC method name)
+                context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
         try:
-            servable = self._manager.get(request.model_spec.name, _request_version(request.model_spec))
+            servable = self._manager.get(request.model_spec.name,
+                                         _request_version(request.model_spec))
             try:
                 inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
             except Exception as e:
@@ -553,11 +571,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             logging.exception("gRPC Predict failed")
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {e}")
 
-    def GetModelMetadata(self, request, context):  # noqa: N802
+    def GetModelMetadata(  # noqa: N802 (gRPC method name)
+            self, request: get_model_metadata_pb2.GetModelMetadataRequest,
+            context: grpc.ServicerContext) -> get_model_metadata_pb2.GetModelMetadataResponse:
         try:
             if list(request.metadata_field) != ["signature_def"]:
                 raise _invalid("metadata_field must be ['signature_def'], the only one supported")
-            servable = self._manager.get(request.model_spec.name, _request_version(request.model_spec))
+            servable = self._manager.get(request.model_spec.name,
+                                         _request_version(request.model_spec))
             response = get_model_metadata_pb2.GetModelMetadataResponse()
             response.model_spec.name = request.model_spec.name
             response.model_spec.version.value = servable.version
@@ -573,9 +594,12 @@ class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, manager: ModelManager):
         self._manager = manager
 
-    def GetModelStatus(self, request, context):  # noqa: N802
+    def GetModelStatus(  # noqa: N802 (gRPC method name)
+            self, request: get_model_status_pb2.GetModelStatusRequest,
+            context: grpc.ServicerContext) -> get_model_status_pb2.GetModelStatusResponse:
         try:
-            entries = self._manager.status(request.model_spec.name, _request_version(request.model_spec))
+            entries = self._manager.status(request.model_spec.name,
+                                           _request_version(request.model_spec))
         except ServingError as e:
             context.abort(e.code, e.message)
         response = get_model_status_pb2.GetModelStatusResponse()
@@ -637,8 +661,8 @@ class ModelServer:
         if self.grpc_port is not None:
             options = [("grpc.max_receive_message_length", self.max_request_bytes),
                        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
-            self._grpc_server = grpc.server(
-                concurrent.futures.ThreadPoolExecutor(max_workers=self.grpc_workers), options=options)
+            executor = concurrent.futures.ThreadPoolExecutor(max_workers=self.grpc_workers)
+            self._grpc_server = grpc.server(executor, options=options)
             prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
                 PredictionServicer(self.manager), self._grpc_server)
             model_service_pb2_grpc.add_ModelServiceServicer_to_server(
@@ -648,8 +672,8 @@ class ModelServer:
                 raise OSError(f"cannot bind gRPC to {self.host}")
             self._grpc_server.start()
         if self.rest_port is not None:
-            self._http_server = _HTTPServer(
-                (self.host, self.rest_port), _make_rest_handler(self.manager, self.max_request_bytes))
+            handler = _make_rest_handler(self.manager, self.max_request_bytes)
+            self._http_server = _HTTPServer((self.host, self.rest_port), handler)
             self.rest_port = self._http_server.server_address[1]
             self._start_thread(self._http_server.serve_forever, "rest")
         if self.poll_seconds > 0:
@@ -725,8 +749,8 @@ def main(argv: Sequence[str]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.request_stop())
     print(f"Serving {FLAGS.model_name} versions {server.manager.loaded_versions()} from "
-          f"{FLAGS.model_dir}: gRPC {FLAGS.host}:{server.grpc_port}, REST {FLAGS.host}:{server.rest_port}",
-          flush=True)
+          f"{FLAGS.model_dir}: gRPC {FLAGS.host}:{server.grpc_port}, "
+          f"REST {FLAGS.host}:{server.rest_port}", flush=True)
     server.wait()
     server.stop()
 

@@ -30,12 +30,14 @@ CheckpointError = generator_loading.CheckpointError
 # run.json fields that must not change when a run is resumed.
 RESUME_INVARIANT_FIELDS = ("generator_config", "discriminator_config", "max_tokens",
                            "embedding_dim")
+# Keras bookkeeping in get_config() that does not change the weights.
+_IGNORED_CONFIG_KEYS = frozenset({"name", "trainable", "dtype"})
 
 
 def _differences(previous: Any, current: Any, prefix: str = "") -> list[str]:
     if isinstance(previous, Mapping) and isinstance(current, Mapping):
         found = []
-        for key in sorted(set(previous) | set(current)):
+        for key in sorted((set(previous) | set(current)) - _IGNORED_CONFIG_KEYS):
             found += _differences(previous.get(key), current.get(key), f"{prefix}{key}.")
         return found
     if previous != current:

@@ -181,7 +181,8 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
       sentence_embedding: "official", "masked_mean" or "cls".
       label_rule: label pairing rule of "label_pairs".
       shuffle_buffer: input shuffle buffer.
-      seed: seed of the input pipeline (shuffling, flips, caption choice, z).
+      seed: seed of the initial weights and of the input pipeline (shuffling, flips, caption
+        choice, z).
       d_learning_rate: Adam learning rate of D.
       g_learning_rate: Adam learning rate of G.
       beta_1: Adam β1 of both optimizers.
@@ -231,13 +232,15 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
     strategy_name = strategy
     strategy = distribute.make_strategy(strategy_name, tpu=tpu, devices=devices)
     replicas = strategy.num_replicas_in_sync
-    info = schema.read_dataset_info(data_dir)
     chief = distribute.is_chief(strategy)
 
+    # The initial weights are a function of `seed` too, so a fresh run is reproducible.
+    keras.utils.set_random_seed(seed)
     with strategy.scope():
         generator = generator_fn()
         discriminator = discriminator_fn()
         g_config = _check_networks(generator, discriminator)
+        info = schema.read_dataset_info(data_dir)
         schema.check_compatible(info, max_tokens=max_tokens,
                                 embedding_dim=g_config["embedding_dim"], data_dir=data_dir)
         image_encoder = image_encoder_fn() if image_encoder_fn is not None else None

@@ -1,0 +1,160 @@
+r"""Training throughput of XMC-GAN at 64 px: images/s (graph vs XLA) and the fraction of the
+machine's dense matmul FLOP/s that one training step achieves.
+
+    python -m benchmarks.train_throughput_benchmark [--gf_dim 32] [--batch_size 16] \
+        [--steps 10] [--modes graph,xla] [--output results.json]
+
+What is measured, all in one process:
+- the machine's dense float32 matmul rate: an n×n @ n×n `tf.matmul` in a `tf.function`
+  (2n³ FLOPs per product), best of several repeats;
+- FLOPs per training step: TensorFlow's profiler (`float_operation`) over the traced step
+  graph; this counts convolutions, matmuls and their gradients (Conv2DBackpropInput/Filter)
+  and the elementwise ops that register a FLOP count;
+- images/s: steps/s × global batch of one `XMCGAN.train_step` (a D-only update on one half,
+  a joint D + G update on the other, EMA), on in-memory random data so the input pipeline does
+  not count, after warm-up steps (tracing/compilation excluded and reported separately).
+
+Utilisation = FLOPs per step × steps/s ÷ matmul FLOP/s. Networks: the 64 px tables of SPEC §2
+with widths gf = df (default 32, the paper's width at 128 px is 96), D = 384 (the offline MiniLM
+text encoder), T = 24, z 128.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from xmcgan_tf.models import xmcgan
+from xmcgan_tf.networks import discriminator as discriminator_lib
+from xmcgan_tf.networks import generator as generator_lib
+
+
+def matmul_flops_per_second(n: int = 2048, repeats: int = 5, products: int = 4) -> float:
+    """Best-of-`repeats` float32 dense matmul rate (FLOP/s) of an n×n @ n×n product."""
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+
+    @tf.function
+    def chain(x):
+        for _ in range(products):
+            x = tf.matmul(x, b) * 1e-3  # keeps values finite; 1 extra elementwise op
+        return x
+
+    chain(a).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        chain(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 * products / best
+
+
+def graph_flops(concrete_function) -> int:
+    """Float operations of a traced function's graph, by TF's profiler.
+
+    Counts the ops of the function's own graph (all convolutions, matmuls and their gradients
+    here); ops inside nested function bodies (the spectral-norm power iteration's `cond`
+    branches: a few vector-matrix products per layer) are not counted.
+    """
+    options = (tf.compat.v1.profiler.ProfileOptionBuilder(
+        tf.compat.v1.profiler.ProfileOptionBuilder.float_operation())
+        .with_empty_output().build())
+    return int(tf.compat.v1.profiler.profile(graph=concrete_function.graph,
+                                             options=options).total_float_ops)
+
+
+def make_model(gf_dim: int, embedding_dim: int, max_tokens: int) -> xmcgan.XMCGAN:
+    keras.utils.set_random_seed(0)
+    model = xmcgan.XMCGAN(
+        generator_lib.Generator(image_size=64, gf_dim=gf_dim, z_dim=128,
+                                embedding_dim=embedding_dim),
+        discriminator_lib.Discriminator(image_size=64, df_dim=gf_dim,
+                                        embedding_dim=embedding_dim),
+        max_tokens=max_tokens)
+    model.compile(d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5))
+    return model
+
+
+def random_batch(batch_size: int, embedding_dim: int, max_tokens: int) -> dict:
+    rng = np.random.default_rng(0)
+    num_words = rng.integers(3, max_tokens + 1, size=batch_size)
+    return {
+        "image": tf.constant(rng.uniform(size=[batch_size, 64, 64, 3]), tf.float32),
+        "z": tf.constant(rng.normal(size=[batch_size, 128]), tf.float32),
+        "sentence": tf.constant(rng.normal(size=[batch_size, embedding_dim]), tf.float32),
+        "words": tf.constant(rng.normal(size=[batch_size, max_tokens, embedding_dim]),
+                             tf.float32),
+        "word_mask": tf.constant(np.arange(max_tokens)[None] < num_words[:, None], tf.float32),
+    }
+
+
+def benchmark_mode(mode: str, *, gf_dim: int, batch_size: int, steps: int, warmup: int,
+                   embedding_dim: int, max_tokens: int) -> dict:
+    """Times `steps` training steps after `warmup` in mode "graph" or "xla"."""
+    model = make_model(gf_dim, embedding_dim, max_tokens)
+    batch = random_batch(batch_size, embedding_dim, max_tokens)
+    step = tf.function(model.train_step, jit_compile=(mode == "xla"))
+    start = time.perf_counter()
+    step(batch)["loss/g_total"].numpy()
+    first = time.perf_counter() - start
+    for _ in range(warmup - 1):
+        step(batch)["loss/g_total"].numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+        results = step(batch)
+    results["loss/g_total"].numpy()
+    seconds = (time.perf_counter() - start) / steps
+    flops = graph_flops(tf.function(model.train_step).get_concrete_function(batch))
+    return {"mode": mode, "first_step_s": first, "s_per_step": seconds,
+            "images_per_s": batch_size / seconds, "flops_per_step": flops,
+            "model_flops_per_s": flops / seconds,
+            "g_params": model.generator.count_params(),
+            "d_params": model.discriminator.count_params()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gf_dim", type=int, default=32, help="gf = df width")
+    parser.add_argument("--batch_size", type=int, default=16, help="global batch per step")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per mode")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps (incl. tracing)")
+    parser.add_argument("--modes", default="graph,xla", help="comma list of graph, xla")
+    parser.add_argument("--embedding_dim", type=int, default=384, help="text dimension D")
+    parser.add_argument("--max_tokens", type=int, default=24, help="tokens per caption T")
+    parser.add_argument("--matmul_n", type=int, default=2048, help="matmul size n")
+    parser.add_argument("--output", default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    peak = matmul_flops_per_second(args.matmul_n)
+    results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                           "tensorflow": tf.__version__,
+                           "matmul_flops_per_s": peak, "matmul_n": args.matmul_n},
+               "config": vars(args), "modes": []}
+    print(f"dense matmul ({args.matmul_n}²): {peak / 1e9:.1f} GFLOP/s")
+    for mode in args.modes.split(","):
+        row = benchmark_mode(mode, gf_dim=args.gf_dim, batch_size=args.batch_size,
+                             steps=args.steps, warmup=args.warmup,
+                             embedding_dim=args.embedding_dim, max_tokens=args.max_tokens)
+        row["utilisation"] = row["model_flops_per_s"] / peak
+        results["modes"].append(row)
+        print(f"{mode:5s}: first step {row['first_step_s']:.1f} s, {row['s_per_step']:.3f} "
+              f"s/step, {row['images_per_s']:.1f} images/s, "
+              f"{row['flops_per_step'] / 1e9:.2f} GFLOP/step, "
+              f"{row['model_flops_per_s'] / 1e9:.2f} GFLOP/s = "
+              f"{100 * row['utilisation']:.1f} % of matmul peak "
+              f"(G {row['g_params']:,} / D {row['d_params']:,} params)")
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

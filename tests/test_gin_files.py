@@ -1,0 +1,122 @@
+"""Every gin file parses (with MODEL_DIR and DATA_DIR bound) and the experiments are layered."""
+
+import glob
+import os
+import re
+
+import gin
+import pytest
+
+from xmcgan_tf import train
+from xmcgan_tf.networks import discriminator as discriminator_lib
+from xmcgan_tf.networks import generator as generator_lib
+from xmcgan_tf.training import train_lib
+
+GIN_DIR = os.path.join(train.REPO_DIR, "gin")
+# The XMC-GAN training configs (other gin files belong to other entry points).
+GIN_FILES = sorted(
+    os.path.relpath(p, GIN_DIR)
+    for p in glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True)
+    if re.search(r"\btrain_lib\b|gin/runs/train\.gin", open(p).read()))
+DIRS = ["MODEL_DIR='/runs/test'", "DATA_DIR='/data/test'"]
+RUNNABLE = [f for f in GIN_FILES if f.startswith(("experiments/", "tests/"))]
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def test_the_layers_exist():
+    for layer in ("models/xmcgan_64.gin", "models/xmcgan_128.gin", "models/xmcgan_256.gin",
+                  "datasets/synthetic_64.gin", "datasets/coco14.gin", "datasets/cub.gin",
+                  "variants/xmcgan.gin", "variants/xmcgan_no_contrastive.gin",
+                  "runs/train.gin", "experiments/synthetic_xmcgan_64.gin", "tests/tiny.gin"):
+        assert layer in GIN_FILES
+
+
+@pytest.mark.parametrize("gin_file", GIN_FILES)
+def test_parses(gin_file):
+    # A layer alone may use macros another layer defines (models use the dataset's D).
+    layer_macros = [] if gin_file in RUNNABLE else ["EMBEDDING_DIM = 16"]
+    train.parse_config([gin_file], DIRS + layer_macros)
+
+
+@pytest.mark.parametrize("gin_file", RUNNABLE)
+def test_runnable_configs_bind_everything_train_needs(gin_file):
+    train.parse_config([gin_file], DIRS)
+    assert str(gin.query_parameter("train_lib.train.model_dir")) == "%MODEL_DIR"
+    assert gin.query_parameter("%MODEL_DIR") == "/runs/test"
+    for name in ("data_dir", "num_steps", "generator_fn", "discriminator_fn", "model_fn",
+                 "max_tokens", "batch_size"):
+        gin.query_parameter(f"train_lib.train.{name}")
+    # The networks accept their bindings and agree on the shared sizes.
+    generator = gin.get_configurable(generator_lib.Generator)()
+    discriminator = gin.get_configurable(discriminator_lib.Discriminator)()
+    assert generator.image_size == discriminator.image_size
+    assert generator.embedding_dim == discriminator.embedding_dim
+    if gin_file.startswith("experiments/"):
+        size = int(re.search(r"_(\d+)\.gin$", gin_file).group(1))
+        assert generator.image_size == size
+
+
+@pytest.mark.parametrize("gin_file", [f for f in RUNNABLE if f.startswith("experiments/")])
+def test_experiments_include_one_file_of_each_layer(gin_file):
+    with open(os.path.join(GIN_DIR, gin_file)) as f:
+        includes = re.findall(r"^include '([^']+)'", f.read(), flags=re.M)
+    assert sorted(i.split("/")[1] for i in includes) == ["datasets", "models", "runs",
+                                                         "variants"]
+    dataset = [i for i in includes if i.startswith("gin/datasets/")][0]
+    assert os.path.basename(gin_file).startswith(
+        os.path.basename(dataset).split("_")[0].removesuffix(".gin"))
+
+
+def test_no_contrastive_variant_turns_every_contrastive_term_off():
+    train.parse_config(
+        ["experiments/synthetic_xmcgan_64.gin", "variants/xmcgan_no_contrastive.gin"], DIRS)
+    for name in ("sentence_weight", "word_weight", "image_weight"):
+        assert gin.query_parameter(f"xmcgan.XMCGAN.{name}") == 0.0
+    assert gin.query_parameter("train_lib.train.image_encoder_fn") is None
+
+
+def test_required_dirs_must_be_bound():
+    with pytest.raises(train.GinConfigError, match="MODEL_DIR"):
+        train.parse_config(["tests/tiny.gin"], ["DATA_DIR='/data'"])
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(train.GinConfigError, match="num_stepz"):
+        train.parse_config(["tests/tiny.gin"], DIRS + ["train_lib.train.num_stepz=3"])
+
+
+def test_unknown_configurable_is_named():
+    with pytest.raises(train.GinConfigError, match="Generatr"):
+        train.parse_config(["tests/tiny.gin"], DIRS + ["generator.Generatr.gf_dim=3"])
+
+
+def test_unknown_network_parameter_is_named_before_any_data_is_read(tmp_path):
+    train.parse_config(["tests/tiny.gin"], [f"MODEL_DIR='{tmp_path}/run'",
+                                             f"DATA_DIR='{tmp_path}/missing'",
+                                             "generator.Generator.gff_dim=3"])
+    with pytest.raises(train.GinConfigError, match="gff_dim"):
+        train.run_training()
+
+
+def test_missing_file_is_reported():
+    with pytest.raises(train.GinConfigError, match="nonexistent.gin"):
+        train.parse_config(["nonexistent.gin"], DIRS)
+
+
+def test_without_the_run_layer_train_is_unconfigured():
+    train.parse_config(["models/xmcgan_64.gin"], ["EMBEDDING_DIM = 16"])
+    with pytest.raises(train.GinConfigError, match="train_lib.train"):
+        train.run_training()
+
+
+def test_flags_are_documented():
+    for name in ("gin_file", "gin_param", "strategy", "tpu"):
+        assert len(train.flags.FLAGS[name].help) > 30
+    assert "--gin_file" in train.__doc__ and "--strategy" in train.__doc__
+    assert train_lib.train.__doc__.count(":") > 20  # every argument documented

@@ -1,0 +1,146 @@
+"""Tests of xmcgan_tf.training.train_lib: the NaN guard, config/checkpoint mismatches, the
+dataset check and what a run directory holds (tiny 64 px networks, batch 4)."""
+
+import functools
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.training import tiny_dataset
+from xmcgan_tf.data import schema
+from xmcgan_tf.models import generator_loading
+from xmcgan_tf.models import xmcgan
+from xmcgan_tf.networks import discriminator as discriminator_lib
+from xmcgan_tf.networks import generator as generator_lib
+from xmcgan_tf.training import checkpointing
+from xmcgan_tf.training import summaries
+from xmcgan_tf.training import train_lib
+
+T, D = 6, 16
+
+
+class _NonFiniteAfter:
+    """Extra generator term that is 0 until D has made `updates` updates, then NaN."""
+
+    weight = 1.0
+    names = ("loss/g_probe",)
+
+    def __init__(self, updates: int):
+        self.updates = updates
+        self.model = None
+
+    def __call__(self, branches):
+        iterations = self.model.d_optimizer.iterations
+        nan = tf.constant(np.nan, tf.float32)
+        return {"loss/g_probe": tf.where(iterations >= self.updates, nan, 0.0)}
+
+
+def _model_fn(generator, discriminator, **kwargs):
+    probe = _NonFiniteAfter(updates=5)  # D updates twice per step: NaN at step 3
+    model = xmcgan.XMCGAN(generator, discriminator, extra_generator_losses=[probe], **kwargs)
+    probe.model = model
+    return model
+
+
+def _train(model_dir, data_dir, gf_dim=4, **kwargs):
+    return train_lib.train(
+        model_dir=model_dir, data_dir=data_dir, max_tokens=T, batch_size=4,
+        generator_fn=functools.partial(generator_lib.Generator, image_size=64, gf_dim=gf_dim,
+                                       z_dim=8, embedding_dim=D),
+        discriminator_fn=functools.partial(discriminator_lib.Discriminator, image_size=64,
+                                           df_dim=4, embedding_dim=D),
+        log_every=1, checkpoint_every=2, sample_every=2, num_samples=3,
+        operative_config=lambda: "# operative config\n", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def nan_run(tmp_path_factory):
+    """A run whose loss turns NaN at step 3 (after ckpt-2); returns (model_dir, data_dir, error)."""
+    root = tmp_path_factory.mktemp("nan_run")
+    data_dir, model_dir = str(root / "data"), str(root / "run")
+    tiny_dataset.write_dataset(data_dir, max_tokens=T, embedding_dim=D)
+    with pytest.raises(train_lib.NonFiniteLossError) as error:
+        _train(model_dir, data_dir, model_fn=_model_fn, num_steps=10)
+    return model_dir, data_dir, error.value
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(nan_run):
+    model_dir, _, error = nan_run
+    message = str(error)
+    assert "step 3" in message and "loss/g_probe=nan" in message and "ckpt-2" in message
+    checkpoints = generator_loading.checkpoint_dir(model_dir)
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-2")
+    assert not tf.io.gfile.glob(os.path.join(checkpoints, "ckpt-3*"))
+    loaded = generator_loading.load_generators(model_dir)
+    assert loaded.step == 2
+    assert all(np.isfinite(v.numpy()).all() for v in loaded.generator_ema.weights)
+
+
+def test_run_directory_explains_itself(nan_run):
+    model_dir, data_dir, _ = nan_run
+    info = generator_loading.read_run_info(model_dir)
+    assert info["data_dir"] == data_dir and info["strategy"] == "default"
+    assert info["global_batch_size"] == 4 and info["d_steps_per_g_step"] == 2
+    assert info["discriminator_config"]["df_dim"] == 4
+    assert set(info["versions"]) == {"xmcgan_tf", "tensorflow", "keras", "python"}
+    with open(os.path.join(model_dir, "config.gin")) as f:
+        assert f.read() == "# operative config\n"
+    steps = [r["step"] for r in summaries.read_train_metrics(model_dir)]
+    assert steps == [1, 2]  # step 3 was not logged: it failed the guard
+    assert os.path.exists(summaries.sample_path(model_dir, 2))
+    with open(os.path.join(model_dir, "samples", "captions.txt")) as f:
+        assert len(f.read().splitlines()) == 3
+
+
+def test_other_network_config_is_a_clear_error(nan_run, tmp_path):
+    model_dir, data_dir, _ = nan_run
+    copy = str(tmp_path / "copy")
+    shutil.copytree(model_dir, copy)
+    with pytest.raises(checkpointing.CheckpointError, match="gf_dim: checkpointed 4, configured 8"):
+        _train(copy, data_dir, gf_dim=8, num_steps=4)
+    # Without run.json to compare, the strict restore still refuses the checkpoint.
+    os.remove(os.path.join(copy, "run.json"))
+    with pytest.raises(checkpointing.CheckpointError, match="does not match"):
+        _train(copy, data_dir, gf_dim=8, num_steps=4)
+
+
+def test_dataset_of_another_embedding_dim_is_a_clear_error(tmp_path):
+    data_dir = str(tmp_path / "data")
+    tiny_dataset.write_dataset(data_dir, max_tokens=T, embedding_dim=8, num_train=4, num_val=4)
+    with pytest.raises(schema.DatasetError, match="embedding dim D: dataset 8, model 16"):
+        _train(str(tmp_path / "run"), data_dir, num_steps=1)
+
+
+def test_batch_must_split_into_the_schedule(tmp_path):
+    data_dir = str(tmp_path / "data")
+    tiny_dataset.write_dataset(data_dir, max_tokens=T, embedding_dim=D, num_train=4, num_val=4)
+    with pytest.raises(ValueError, match="divisible"):
+        train_lib.train(
+            model_dir=str(tmp_path / "run"), data_dir=data_dir, max_tokens=T, batch_size=3,
+            num_steps=1, generator_fn=functools.partial(
+                generator_lib.Generator, image_size=64, gf_dim=4, z_dim=8, embedding_dim=D),
+            discriminator_fn=functools.partial(
+                discriminator_lib.Discriminator, image_size=64, df_dim=4, embedding_dim=D))
+
+
+def test_bad_arguments_raise(tmp_path):
+    with pytest.raises(ValueError, match="num_steps"):
+        train_lib.train(model_dir=str(tmp_path), data_dir=str(tmp_path), num_steps=0)
+
+
+def test_check_run_config_lists_every_difference():
+    previous = {"generator_config": {"gf_dim": 4, "z_dim": 8, "name": "generator"},
+                "max_tokens": 6}
+    current = {"generator_config": {"gf_dim": 8, "z_dim": 8, "name": "generator_1"},
+               "max_tokens": 7}
+    with pytest.raises(checkpointing.CheckpointError) as error:
+        checkpointing.check_run_config("/runs/a", previous, current)
+    message = str(error.value)
+    assert "generator_config.gf_dim: checkpointed 4, configured 8" in message
+    assert "max_tokens: checkpointed 6, configured 7" in message
+    assert "generator_config.name" not in message  # Keras bookkeeping is ignored
+    checkpointing.check_run_config("/runs/a", previous, json.loads(json.dumps(previous)))
