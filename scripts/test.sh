@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 elif [ "${XMCGAN_SLOW:-0}" = "1" ]; then
-  exec .venv/bin/python -m pytest -n 2 tests
+  exec .venv/bin/python -m pytest -n 2 --dist loadfile tests
 else
-  exec .venv/bin/python -m pytest -n 2 -m "not slow" tests
+  exec .venv/bin/python -m pytest -n 2 --dist loadfile -m "not slow" tests
 fi

@@ -18,7 +18,10 @@ GIN_FILES = sorted(
     os.path.relpath(p, GIN_DIR)
     for p in glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True)
     if re.search(r"\btrain_lib\b|gin/runs/train\.gin", open(p).read()))
-DIRS = ["MODEL_DIR='/runs/test'", "DATA_DIR='/data/test'"]
+# The REQUIRED macros of the run layer and of the variants that load a pretrained encoder.
+DIRS = ["MODEL_DIR='/runs/test'", "DATA_DIR='/data/test'", "ENCODER_DIR='/encoders/test'"]
+# `<dataset>_<variant>_<size>.gin`; other experiments (e.g. a demo) derive from one of these.
+LAYERED = re.compile(r"^experiments/[a-z0-9]+_[a-z0-9_]+_\d+\.gin$")
 RUNNABLE = [f for f in GIN_FILES if f.startswith(("experiments/", "tests/"))]
 
 
@@ -57,12 +60,12 @@ def test_runnable_configs_bind_everything_train_needs(gin_file):
     discriminator = gin.get_configurable(discriminator_lib.Discriminator)()
     assert generator.image_size == discriminator.image_size
     assert generator.embedding_dim == discriminator.embedding_dim
-    if gin_file.startswith("experiments/"):
+    if LAYERED.match(gin_file):
         size = int(re.search(r"_(\d+)\.gin$", gin_file).group(1))
         assert generator.image_size == size
 
 
-@pytest.mark.parametrize("gin_file", [f for f in RUNNABLE if f.startswith("experiments/")])
+@pytest.mark.parametrize("gin_file", [f for f in RUNNABLE if LAYERED.match(f)])
 def test_experiments_include_one_file_of_each_layer(gin_file):
     with open(os.path.join(GIN_DIR, gin_file)) as f:
         includes = re.findall(r"^include '([^']+)'", f.read(), flags=re.M)

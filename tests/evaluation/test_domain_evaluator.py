@@ -148,8 +148,7 @@ def test_object_accuracy_of_real_images_equals_evaluator_accuracy(trained_evalua
 def test_evaluator_reaches_95_percent_on_every_attribute(tmp_path):
     data_dir = conftest.write_scenes(tmp_path / "data", num_train=3000, num_val=500, seed=1)
     output = str(tmp_path / "evaluator")
-    report = domain_evaluator.train(data_dir, output, epochs=8, batch_size=32,
-                                    learning_rate=3e-3)
+    report = domain_evaluator.train(data_dir, output, epochs=8)  # defaults otherwise
     for attribute in domain_evaluator.REQUIRED_ATTRIBUTES:
         assert report[attribute] >= 0.95, (attribute, report)
     # Object accuracy of the held-out real images equals the evaluator's per-object accuracy.

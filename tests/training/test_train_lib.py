@@ -144,3 +144,9 @@ def test_check_run_config_lists_every_difference():
     assert "max_tokens: checkpointed 6, configured 7" in message
     assert "generator_config.name" not in message  # Keras bookkeeping is ignored
     checkpointing.check_run_config("/runs/a", previous, json.loads(json.dumps(previous)))
+
+
+def test_jit_compile_needs_the_default_strategy(tmp_path):
+    with pytest.raises(ValueError, match="jit_compile"):
+        train_lib.train(model_dir=str(tmp_path), data_dir=str(tmp_path), num_steps=1,
+                        strategy="mirrored", devices=["/cpu:0"], jit_compile=True)

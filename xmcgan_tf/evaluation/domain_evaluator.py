@@ -332,11 +332,14 @@ def load_split(data_dir: str, split: str, num_examples: int | None = None,
 
 
 def _loss(outputs: Mapping[str, tf.Tensor], targets: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Cell occupancy/shape CE over all cells + colour and size CE over occupied cells."""
+    """Training loss: the (1 + NS)-way cell CE averaged over all cells and, again, over the
+    occupied cells (so that the few occupied cells are not drowned by the empty ones), plus the
+    colour and size CE over the occupied cells."""
     ce = keras.losses.sparse_categorical_crossentropy
     occupied = tf.cast(targets["shape"] > 0, tf.float32)  # [B, G²]
     count = tf.maximum(tf.reduce_sum(occupied), 1.0)
-    shape = tf.reduce_mean(ce(targets["shape"], outputs["shape_logits"], from_logits=True))
+    cell = ce(targets["shape"], outputs["shape_logits"], from_logits=True)  # [B, G²]
+    shape = tf.reduce_mean(cell) + tf.reduce_sum(cell * occupied) / count
     color = tf.reduce_sum(ce(targets["color"], outputs["color_logits"], from_logits=True)
                           * occupied) / count
     size = tf.reduce_sum(ce(targets["size"], outputs["size_logits"], from_logits=True)
@@ -455,6 +458,7 @@ def train(data_dir: str, output_dir: str, *, epochs: int = 10, batch_size: int =
     save(evaluator, output_dir, vocabulary=vocab, accuracy=report,
          training={"data_dir": os.path.abspath(data_dir), "train_split": train_split,
                    "val_split": val_split, "epochs": epochs, "batch_size": batch_size,
+                   "mirror_augment": mirror_augment,
                    "learning_rate": learning_rate, "seed": seed,
                    "dataset": real_statistics.dataset_fingerprint(data_dir)})
     return report

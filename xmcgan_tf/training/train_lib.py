@@ -192,7 +192,8 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
       devices: devices of strategy "mirrored" (default: all local GPUs, else the CPU).
       mixed_precision: Keras dtype policy of the networks, e.g. "mixed_bfloat16"; None for
         float32. Losses and logits stay float32.
-      jit_compile: compile the per-replica step with XLA.
+      jit_compile: compile the step with XLA (strategy "default" only: XLA cannot compile a
+        mirrored step's cross-replica updates; TPU steps are compiled anyway).
       log_every: steps between scalar logs (trackers average over the interval).
       checkpoint_every: steps between checkpoints (one is always written at the end).
       keep_checkpoints: checkpoints kept on disk.
@@ -233,6 +234,11 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
     strategy = distribute.make_strategy(strategy_name, tpu=tpu, devices=devices)
     replicas = strategy.num_replicas_in_sync
     chief = distribute.is_chief(strategy)
+    if jit_compile and distribute.strategy_name(strategy) != "default":
+        # XLA cannot compile the cross-replica updates (optimizer and EMA merge_call) of a
+        # mirrored step; TPU programs are compiled anyway.
+        raise ValueError(f"jit_compile=True is supported with strategy 'default' only, not "
+                         f"{distribute.strategy_name(strategy)!r}")
 
     # The initial weights are a function of `seed` too, so a fresh run is reproducible.
     keras.utils.set_random_seed(seed)

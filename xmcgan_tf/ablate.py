@@ -1,0 +1,185 @@
+r"""Runs an ablation study of gin variants and writes the paper-style table (SPEC §6).
+
+    python -m xmcgan_tf.ablate --variants=xmcgan,xmcgan_no_contrastive,ablation_sent \
+      --train_steps=20000 --eval_every=5000 --output=runs/ablation \
+      --data_dir=data/synthetic_64 --base_gin=experiments/synthetic_xmcgan_64.gin \
+      --metrics=fid,kid,is,rprec,objacc --num_samples=1000 --feature_network=domain \
+      --evaluator_dir=artifacts/evaluator --judge_dir=runs/judge \
+      [--gin_param=BINDING ...] [--gin_file=FILE ...] [--encoder_dir=DIR] [--seed=0]
+
+Every variant is trained in OUTPUT/runs/<variant> from the same gin layers: `--base_gin` (an
+XMC-GAN experiment), `gin/variants/<variant>.gin`, any `--gin_file`, the `--gin_param`
+bindings, then the study's own bindings (MODEL_DIR, DATA_DIR, train_lib.train.num_steps,
+checkpoint_every = eval_every, keep_checkpoints, seed). Every checkpoint is evaluated with the
+same protocol; OUTPUT/ablation.md (table), OUTPUT/ablation.json (all numbers) and
+OUTPUT/plots/<metric>.png (metric vs step) are written and the table is printed. Running the
+same command again resumes: complete runs are not retrained, interrupted ones resume, and
+evaluated checkpoints are not evaluated again.
+
+Exit status: 0 done, 1 a run stopped on a non-finite loss, 2 bad configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+import gin
+from absl import app
+from absl import flags
+from absl import logging
+
+from xmcgan_tf import gin_config
+# The training entry point defines --gin_file, --gin_param, --strategy and --tpu, shared here.
+from xmcgan_tf import train
+from xmcgan_tf.data import schema
+from xmcgan_tf.evaluation import ablation
+from xmcgan_tf.evaluation import feature_extractors
+from xmcgan_tf.evaluation import registry
+from xmcgan_tf.training import checkpointing
+from xmcgan_tf.training import train_lib
+
+VARIANTS_DIR = os.path.join(gin_config.GIN_DIR, "variants")
+
+_VARIANTS = flags.DEFINE_list(
+    "variants", None, "Comma-separated gin variants of gin/variants/, in table order, e.g. "
+    "xmcgan,xmcgan_no_contrastive,ablation_sent.", required=True)
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", None, "Training steps of every variant.",
+                                    lower_bound=1, required=True)
+_OUTPUT = flags.DEFINE_string("output", None, "Study directory (runs/, ablation.md, "
+                              "ablation.json, plots/).", required=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset of training and evaluation.",
+                                required=True)
+_BASE_GIN = flags.DEFINE_string(
+    "base_gin", "experiments/synthetic_xmcgan_64.gin",
+    "XMC-GAN experiment gin file the variants are layered on (as given, or relative to gin/).")
+_EVAL_EVERY = flags.DEFINE_integer(
+    "eval_every", None, "Steps between checkpoints, each of which is evaluated; default "
+    "--train_steps (the final step only).", lower_bound=1)
+_METRICS = flags.DEFINE_list("metrics", list(ablation.DEFAULT_METRICS),
+                             f"Metrics; registered: {','.join(registry.metric_names())}.")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Images per generator and checkpoint.",
+                                    lower_bound=2)
+_FEATURE_NETWORK = flags.DEFINE_enum(
+    "feature_network", "domain", list(feature_extractors.FEATURE_NETWORKS),
+    "Feature network of FID/KID/IS.")
+_SPLIT = flags.DEFINE_string("split", "val", "Split of the captions and real statistics.")
+_EVALUATOR_DIR = flags.DEFINE_string(
+    "evaluator_dir", None, "Domain evaluator (`python -m xmcgan_tf.train_evaluator`): feature "
+    "network 'domain' and metric objacc.")
+_JUDGE_DIR = flags.DEFINE_string(
+    "judge_dir", None, "Pretrained dual encoder judging R-precision (metric rprec).")
+_INCEPTION_HANDLE = flags.DEFINE_string(
+    "inception_handle", feature_extractors.DEFAULT_INCEPTION_HANDLE,
+    "TF-Hub handle or directory of the Inception module (--feature_network=inception).")
+_ENCODER_DIR = flags.DEFINE_string(
+    "encoder_dir", None, "Pretrained dual encoder of xmcgan_t2icl / xmcgan_scl (ENCODER_DIR).")
+_GENERATORS = flags.DEFINE_list("generators", ["ema"], "Generators evaluated: ema and/or raw.")
+_SEED = flags.DEFINE_integer("seed", 0, "Training seed of every variant and evaluation seed.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 50, "Images per evaluation call.",
+                                   lower_bound=1)
+_CACHE_DIR = flags.DEFINE_string("cache_dir", None,
+                                 "Real-statistics cache; default DATA_DIR/eval_cache.")
+
+
+def study_bindings(*, model_dir: str, data_dir: str, num_steps: int, eval_every: int,
+                   seed: int, variant: str, encoder_dir: str | None) -> list[str]:
+    """The gin bindings the study applies to one variant, after the user's."""
+    bindings = [f"MODEL_DIR = {model_dir!r}", f"DATA_DIR = {data_dir!r}",
+                f"train_lib.train.num_steps = {num_steps}",
+                f"train_lib.train.checkpoint_every = {eval_every}",
+                f"train_lib.train.keep_checkpoints = "
+                f"{ablation.keep_checkpoints(num_steps, eval_every)}",
+                f"train_lib.train.seed = {seed}"]
+    if variant in ablation.ENCODER_VARIANTS:
+        bindings.append(f"ENCODER_DIR = {encoder_dir!r}")
+    return bindings
+
+
+def make_train_fn(*, base_gin: str, gin_files: Sequence[str], gin_params: Sequence[str],
+                  data_dir: str, num_steps: int, eval_every: int, seed: int,
+                  encoder_dir: str | None, **overrides) -> ablation.TrainFn:
+    """A `TrainFn` that parses the variant's gin layers afresh and calls `train.run_training`.
+
+    Args:
+      base_gin: experiment gin file the variants are layered on.
+      gin_files: further gin files applied after the variant's.
+      gin_params: bindings applied to every variant (before the study's own).
+      data_dir: dataset directory.
+      num_steps: training steps.
+      eval_every: checkpoint interval.
+      seed: training seed.
+      encoder_dir: ENCODER_DIR of T2I_CL / SCL.
+      **overrides: `train_lib.train` arguments given on the command line (strategy, tpu).
+    """
+    def train_variant(variant: str, model_dir: str) -> train_lib.TrainResult:
+        gin.clear_config()
+        try:
+            train.parse_config(
+                [base_gin, os.path.join(VARIANTS_DIR, f"{variant}.gin"), *gin_files],
+                [*gin_params, *study_bindings(
+                    model_dir=model_dir, data_dir=data_dir, num_steps=num_steps,
+                    eval_every=eval_every, seed=seed, variant=variant,
+                    encoder_dir=encoder_dir)])
+            return train.run_training(**overrides)
+        finally:
+            gin.clear_config()
+
+    return train_variant
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    num_steps = _TRAIN_STEPS.value
+    eval_every = _EVAL_EVERY.value or num_steps
+    overrides = {}
+    if flags.FLAGS.strategy is not None:
+        overrides["strategy"] = flags.FLAGS.strategy
+    if flags.FLAGS.tpu is not None:
+        overrides["tpu"] = flags.FLAGS.tpu
+    protocol = ablation.EvalProtocol(
+        metrics=tuple(_METRICS.value), num_samples=_NUM_SAMPLES.value,
+        feature_network=_FEATURE_NETWORK.value, split=_SPLIT.value,
+        generators=tuple(_GENERATORS.value), seed=_SEED.value,
+        evaluator_dir=_EVALUATOR_DIR.value, judge_dir=_JUDGE_DIR.value,
+        inception_handle=_INCEPTION_HANDLE.value, batch_size=_BATCH_SIZE.value,
+        cache_dir=_CACHE_DIR.value)
+    train_fn = make_train_fn(
+        base_gin=_BASE_GIN.value, gin_files=flags.FLAGS.gin_file,
+        gin_params=flags.FLAGS.gin_param, data_dir=_DATA_DIR.value, num_steps=num_steps,
+        eval_every=eval_every, seed=_SEED.value, encoder_dir=_ENCODER_DIR.value, **overrides)
+    study_info = {"base gin": _BASE_GIN.value}
+    if flags.FLAGS.gin_file:
+        study_info["gin files"] = ", ".join(flags.FLAGS.gin_file)
+    if flags.FLAGS.gin_param:
+        study_info["gin bindings"] = "; ".join(flags.FLAGS.gin_param)
+    try:
+        if not os.path.exists(gin_config.resolve_gin_file(_BASE_GIN.value)):
+            raise ablation.AblationError(f"--base_gin {_BASE_GIN.value!r} not found (as given "
+                                         f"or under {gin_config.GIN_DIR})")
+        result = ablation.run_ablation(
+            _OUTPUT.value, _VARIANTS.value, train_fn=train_fn, num_steps=num_steps,
+            eval_every=eval_every, data_dir=_DATA_DIR.value, protocol=protocol,
+            available=ablation.list_variants(VARIANTS_DIR), encoder_dir=_ENCODER_DIR.value,
+            study_info=study_info)
+    except train_lib.NonFiniteLossError as e:
+        logging.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except (ablation.AblationError, gin_config.GinConfigError, schema.DatasetError,
+            checkpointing.CheckpointError, feature_extractors.FeatureNetworkError) as e:
+        logging.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    complete = [v for v in _VARIANTS.value if v not in result.trained]
+    print(f"trained: {', '.join(result.trained) or 'none'}; already complete (not retrained): "
+          f"{', '.join(complete) or 'none'}; checkpoints evaluated: {len(result.evaluated)}")
+    print(result.table)
+    print(f"wrote {result.table_path}, {result.json_path} and "
+          f"{os.path.join(_OUTPUT.value, ablation.PLOTS_SUBDIR)}/")
+
+
+if __name__ == "__main__":
+    app.run(main)
