@@ -10,7 +10,8 @@
 #
 # Usage: bash scripts/demo.sh ["a caption to draw" ...]
 # Sizes can be changed with DEMO_DIR, DEMO_TRAIN_IMAGES, DEMO_GAN_STEPS, DEMO_JUDGE_STEPS,
-# DEMO_EVALUATOR_EPOCHS, DEMO_EVAL_SAMPLES. Every step is skipped or resumed when its output
+# DEMO_EVALUATOR_EPOCHS, DEMO_EVAL_SAMPLES (and DEMO_EVALUATOR_MIN_ACCURACY, the held-out
+# accuracy the domain evaluator must reach on every attribute, 0.95 by default). Every step is skipped or resumed when its output
 # is already there, so the script can be interrupted and run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ GAN_STEPS="${DEMO_GAN_STEPS:-400}"
 JUDGE_STEPS="${DEMO_JUDGE_STEPS:-600}"
 EVALUATOR_EPOCHS="${DEMO_EVALUATOR_EPOCHS:-8}"
 EVAL_SAMPLES="${DEMO_EVAL_SAMPLES:-500}"
+EVALUATOR_MIN_ACCURACY="${DEMO_EVALUATOR_MIN_ACCURACY:-0.95}"
 CAPTION="${1:-a large red circle in the top left}"
 if [ "$#" -gt 0 ]; then CAPTIONS=("$@"); else CAPTIONS=("$CAPTION" "a small blue square below a yellow triangle"); fi
 TEXT="$DEMO/text_encoder"
@@ -45,7 +47,7 @@ else echo "already written"; fi
 step "3/7 domain evaluator -> $DEMO/evaluator"
 if [ ! -f "$DEMO/evaluator/evaluator.json" ]; then
   $PY -m xmcgan_tf.train_evaluator --data_dir "$DATA" --output_dir "$DEMO/evaluator" \
-    --epochs "$EVALUATOR_EPOCHS"
+    --epochs "$EVALUATOR_EPOCHS" --min_accuracy "$EVALUATOR_MIN_ACCURACY"
 else echo "already trained"; fi
 
 step "4/7 R-precision judge (dual encoder) -> $DEMO/judge"

@@ -35,14 +35,15 @@ def test_contrastive_accuracy_rises_and_samples_follow_the_caption(tmp_path):
         discriminator_fn=functools.partial(discriminator_lib.Discriminator, image_size=64,
                                            df_dim=8, embedding_dim=D),
         model_fn=functools.partial(xmcgan.XMCGAN, ema_decay=0.95), shuffle_buffer=128,
-        log_every=10, checkpoint_every=300, sample_every=300, num_samples=8)
+        log_every=1, checkpoint_every=300, sample_every=300, num_samples=8)
 
     # D's accuracy of matching real images to their sentences, among the 8 of a half-batch:
     # chance is 1/8; same-class duplicates cap it near 0.65.
     accuracy = [r["contrastive/sentence_acc"] for r in summaries.read_train_metrics(model_dir)]
     chance = 1.0 / (BATCH // 2)
-    assert np.mean(accuracy[-5:]) > 3 * chance, accuracy
-    assert np.mean(accuracy[-5:]) > accuracy[0] + 0.1, accuracy
+    final = np.mean(accuracy[-30:])
+    assert final > 3 * chance, accuracy
+    assert final > accuracy[0] + 0.2, accuracy  # step 1: before D has learnt anything
 
     # G_ema: one z, the caption of each class; each sample's mean colour should be nearest the
     # colour its caption names.
@@ -61,7 +62,7 @@ def test_contrastive_accuracy_rises_and_samples_follow_the_caption(tmp_path):
         distance = np.linalg.norm(colours[:, None] - tiny_dataset.PALETTE[None, :CLASSES], axis=-1)
         hits.append(np.mean(distance.argmin(axis=1) == np.arange(CLASSES)))
         spreads.append(np.mean(np.linalg.norm(colours[:, None] - colours[None], axis=-1)))
-    print(f"sentence_acc first {accuracy[0]:.3f} last-5 mean {np.mean(accuracy[-5:]):.3f} "
+    print(f"sentence_acc step 1 {accuracy[0]:.3f}, steps 271-300 {final:.3f} "
           f"(chance {chance:.3f}); caption-colour hits {np.mean(hits):.2f} (chance "
           f"{1 / CLASSES:.3f}); mean colour spread {np.mean(spreads):.3f}")
     assert np.mean(hits) >= 0.5, hits  # chance: 1/8

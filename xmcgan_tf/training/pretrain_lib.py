@@ -29,6 +29,7 @@ from absl import logging
 from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.models import dual_encoder_io
 from xmcgan_tf.models import dual_encoder_pretraining
+from xmcgan_tf.models import generator_loading
 from xmcgan_tf.networks import dual_encoder as dual_encoder_lib
 from xmcgan_tf.training import distribute
 
@@ -153,7 +154,10 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
         model.compile(optimizer=optimizer)
         optimizer.build(encoder.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        checkpoint = tf.train.Checkpoint(encoder=encoder, optimizer=optimizer, step=step)
+        # Keras 3 layers held in Python lists are invisible to tf.train.Checkpoint's object
+        # graph, so the encoder is checkpointed as {weight path: variable}.
+        checkpoint = tf.train.Checkpoint(encoder=generator_loading.weights_by_path(encoder),
+                                         optimizer=optimizer, step=step)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     if not chief:
         checkpoint_dir = os.path.join(distribute.worker_scratch_dir(model_dir, strat),
