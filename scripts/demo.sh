@@ -22,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" PYTHONUNBUFFERED=1
 DEMO="${DEMO_DIR:-demo}"
 TRAIN_IMAGES="${DEMO_TRAIN_IMAGES:-2000}"
 GAN_STEPS="${DEMO_GAN_STEPS:-400}"
-JUDGE_STEPS="${DEMO_JUDGE_STEPS:-600}"
+JUDGE_STEPS="${DEMO_JUDGE_STEPS:-400}"
 EVALUATOR_EPOCHS="${DEMO_EVALUATOR_EPOCHS:-8}"
 EVAL_SAMPLES="${DEMO_EVAL_SAMPLES:-500}"
 EVALUATOR_MIN_ACCURACY="${DEMO_EVALUATOR_MIN_ACCURACY:-0.95}"
@@ -54,6 +54,8 @@ step "4/7 R-precision judge (dual encoder) -> $DEMO/judge"
 $PY -m xmcgan_tf.pretrain_encoder --gin_file=experiments/synthetic_encoder_damsm_64.gin \
   --gin_param="MODEL_DIR='$DEMO/judge'" --gin_param="DATA_DIR='$DATA'" \
   --gin_param="pretrain_lib.pretrain.num_steps=$JUDGE_STEPS" \
+  --gin_param="pretrain_lib.pretrain.steps_per_checkpoint=100" \
+  --gin_param="pretrain_lib.pretrain.batch_size=32" \
   --gin_param="pretrain_lib.pretrain.seed=1"
 
 step "5/7 XMC-GAN, 64 px, $GAN_STEPS steps -> $DEMO/xmcgan_64"

@@ -1,6 +1,7 @@
 """The ablation runner: a CI-sized study trains two variants, evaluates every checkpoint,
 writes a table, JSON and plots that agree with each other, and resumes without retraining."""
 
+import dataclasses
 import json
 import math
 import os
@@ -9,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from tests.evaluation import conftest
@@ -145,13 +147,53 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
             assert image.format == "PNG" and image.width > 0 and image.height > 0
             assert np.asarray(image).std() > 0  # something is drawn
 
-    # A second invocation trains and evaluates nothing and rewrites the same table.
+    # Invoked again, the study trains and evaluates nothing and writes the same table.
+    protocol = ablation.EvalProtocol(
+        metrics=METRICS, num_samples=NUM_SAMPLES, generators=("ema",), seed=3,
+        evaluator_dir=evaluator_dir, judge_dir=judge_dir, cache_dir=str(tmp_path / "cache"))
+    study = dict(num_steps=STEPS, eval_every=EVAL_EVERY, data_dir=scenes_dir, protocol=protocol,
+                 available=ablation.list_variants(VARIANTS_DIR),
+                 study_info={"base gin": "tests/tiny.gin",
+                             "gin bindings": f"EMBEDDING_DIM={conftest.EMBEDDING_DIM}"})
+
+    def must_not_train(variant, model_dir):
+        raise AssertionError(f"{variant} was trained again")
+
     before = _files(os.path.join(output, ablation.RUNS_SUBDIR))
-    second = _ablate(*args)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "trained: none;" in second.stdout and "checkpoints evaluated: 0" in second.stdout
+    again = ablation.run_ablation(output, VARIANTS, train_fn=must_not_train, **study)
+    assert again.trained == [] and again.evaluated == []
     assert _files(os.path.join(output, ablation.RUNS_SUBDIR)) == before
-    assert open(os.path.join(output, ablation.TABLE_FILE)).read() == markdown
+    assert open(os.path.join(output, ablation.TABLE_FILE)).read() == markdown == again.table
+
+    # An interrupted run (its last checkpoint missing) is handed back to training, alone.
+    run = ablation.run_dir(output, VARIANTS[1])
+    checkpoints = os.path.join(run, "checkpoints")
+    aside = str(tmp_path / "aside")
+    os.makedirs(aside)
+    for name in os.listdir(checkpoints):
+        if name.startswith("ckpt-4."):
+            os.rename(os.path.join(checkpoints, name), os.path.join(aside, name))
+    tf.compat.v1.train.update_checkpoint_state(checkpoints, os.path.join(checkpoints, "ckpt-2"))
+    calls = []
+
+    def resume(variant, model_dir):  # stands in for training from ckpt-2 to step 4
+        calls.append((variant, model_dir))
+        for name in os.listdir(aside):
+            os.rename(os.path.join(aside, name), os.path.join(checkpoints, name))
+        tf.compat.v1.train.update_checkpoint_state(checkpoints, os.path.join(checkpoints, "ckpt-4"),
+                                         [os.path.join(checkpoints, "ckpt-2")])
+
+    resumed = ablation.run_ablation(output, VARIANTS, train_fn=resume, **study)
+    assert calls == [(VARIANTS[1], run)] and resumed.trained == [VARIANTS[1]]
+    assert resumed.evaluated == []  # ckpt-4 was evaluated before, under the same protocol
+    assert resumed.table == markdown
+
+    # Another protocol evaluates again; the runs are not retrained.
+    other = ablation.run_ablation(output, VARIANTS[:1], train_fn=must_not_train, **{
+        **study, "protocol": dataclasses.replace(protocol, metrics=("is",), num_samples=8)})
+    assert other.evaluated == [f"{VARIANTS[0]}/ckpt-2", f"{VARIANTS[0]}/ckpt-4"]
+    assert [r["variant"] for r in other.final] == [VARIANTS[0], ablation.REAL_ROW]
+    assert set(other.plot_paths) == {"is"} and "is_domain_val_8" in other.table
 
 
 def test_unknown_variant_lists_the_available_ones(scenes_dir, tmp_path):
