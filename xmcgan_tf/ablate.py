@@ -53,7 +53,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset of training and evalu
                                 required=True)
 _BASE_GIN = flags.DEFINE_string(
     "base_gin", "experiments/synthetic_xmcgan_64.gin",
-    "XMC-GAN experiment gin file the variants are layered on (as given, or relative to gin/).")
+    "XMC-GAN experiment gin file the variants are layered on (as given, or relative to gin/); "
+    "its variant must be xmcgan, whose bindings each variant's gin file overrides.")
 _EVAL_EVERY = flags.DEFINE_integer(
     "eval_every", None, "Steps between checkpoints, each of which is evaluated; default "
     "--train_steps (the final step only).", lower_bound=1)
@@ -112,6 +113,10 @@ def make_train_fn(*, base_gin: str, gin_files: Sequence[str], gin_params: Sequen
       seed: training seed.
       encoder_dir: ENCODER_DIR of T2I_CL / SCL.
       **overrides: `train_lib.train` arguments given on the command line (strategy, tpu).
+
+    Returns:
+      `train_variant(variant, model_dir) -> train_lib.TrainResult`, which clears gin before
+      and after each variant.
     """
     def train_variant(variant: str, model_dir: str) -> train_lib.TrainResult:
         gin.clear_config()

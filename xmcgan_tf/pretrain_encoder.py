@@ -25,12 +25,18 @@ from xmcgan_tf.data import schema
 from xmcgan_tf.training import distribute
 from xmcgan_tf.training import pretrain_lib
 
-_GIN_FILE, _GIN_PARAM = gin_config.define_flags("experiments/synthetic_encoder_damsm_64.gin")
-_STRATEGY = flags.DEFINE_enum(
-    "strategy", None, list(distribute.STRATEGIES),
-    "Distribution strategy; overrides pretrain_lib.pretrain.strategy (default, mirrored, "
-    "multi_worker from TF_CONFIG, tpu with --tpu).")
-_TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    """Command-line flags; defined only when the module runs as a program, so that it can be
+    imported beside the other entry points (which define flags of the same names)."""
+    gin_config.define_flags("experiments/synthetic_encoder_damsm_64.gin")
+    flags.DEFINE_enum(
+        "strategy", None, list(distribute.STRATEGIES),
+        "Distribution strategy; overrides pretrain_lib.pretrain.strategy (default, mirrored, "
+        "multi_worker from TF_CONFIG, tpu with --tpu).")
+    flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 
 REQUIRED_PARAMETERS = ("model_dir", "data_dir", "num_steps", "max_tokens")
 
@@ -47,12 +53,12 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; use --gin_file/--gin_param")
     overrides = {}
-    if _STRATEGY.value is not None:
-        overrides["strategy"] = _STRATEGY.value
-    if _TPU.value is not None:
-        overrides["tpu"] = _TPU.value
+    if FLAGS.strategy is not None:
+        overrides["strategy"] = FLAGS.strategy
+    if FLAGS.tpu is not None:
+        overrides["tpu"] = FLAGS.tpu
     try:
-        gin_config.parse_config(_GIN_FILE.value, _GIN_PARAM.value)
+        gin_config.parse_config(FLAGS.gin_file, FLAGS.gin_param)
         result = run_pretraining(**overrides)
     except (gin_config.GinConfigError, schema.DatasetError) as e:
         logging.error("%s", e)
@@ -63,4 +69,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

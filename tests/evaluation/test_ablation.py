@@ -137,7 +137,10 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
         run = ablation.run_dir(output, variant)
         assert [s for s, _ in ablation.run_checkpoints(run)] == [2, 4]
         config = open(os.path.join(run, "config.gin")).read()
-        assert "seed = 3" in config and f"checkpoint_every = {EVAL_EVERY}" in config
+        assert "train_lib.train.seed = 3" in config
+        assert f"train_lib.train.checkpoint_every = {EVAL_EVERY}" in config
+        weight = "1.0" if variant == "xmcgan" else "0.0"
+        assert f"xmcgan.XMCGAN.sentence_weight = {weight}" in config
         assert os.path.exists(os.path.join(run, "metrics", f"fid_domain_val_{NUM_SAMPLES}.jsonl"))
 
     for metric in METRICS:
@@ -180,8 +183,9 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
         calls.append((variant, model_dir))
         for name in os.listdir(aside):
             os.rename(os.path.join(aside, name), os.path.join(checkpoints, name))
-        tf.compat.v1.train.update_checkpoint_state(checkpoints, os.path.join(checkpoints, "ckpt-4"),
-                                         [os.path.join(checkpoints, "ckpt-2")])
+        tf.compat.v1.train.update_checkpoint_state(
+            checkpoints, os.path.join(checkpoints, "ckpt-4"),
+            [os.path.join(checkpoints, "ckpt-2")])
 
     resumed = ablation.run_ablation(output, VARIANTS, train_fn=resume, **study)
     assert calls == [(VARIANTS[1], run)] and resumed.trained == [VARIANTS[1]]

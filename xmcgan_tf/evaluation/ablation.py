@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 from matplotlib import figure as mpl_figure
+from matplotlib import ticker
 from matplotlib.backends import backend_agg
 
 from xmcgan_tf.data import schema
@@ -240,8 +241,8 @@ def run_checkpoints(model_dir: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def _write_atomic(path: str, text: str, mode: str = "w") -> None:
-    with tf.io.gfile.GFile(path + ".tmp", mode) as f:
+def _write_atomic(path: str, text: str) -> None:
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
         f.write(text)
     tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
@@ -381,6 +382,7 @@ def write_plots(output_dir: str, protocol: EvalProtocol,
         protocol_names = sorted({r["protocol"] for r in records})
         ax.set_title(", ".join(protocol_names) or metric)
         ax.set_xlabel("training step")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_ylabel(metric_label(metric))
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
