@@ -60,7 +60,8 @@ def main(argv: Sequence[str]) -> None:
     try:
         gin_config.parse_config(FLAGS.gin_file, FLAGS.gin_param)
         result = run_pretraining(**overrides)
-    except (gin_config.GinConfigError, schema.DatasetError) as e:
+    except (gin_config.GinConfigError, schema.DatasetError,
+            pretrain_lib.PretrainCheckpointError) as e:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -192,13 +192,6 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
     assert resumed.evaluated == []  # ckpt-4 was evaluated before, under the same protocol
     assert resumed.table == markdown
 
-    # Another protocol evaluates again; the runs are not retrained.
-    other = ablation.run_ablation(output, VARIANTS[:1], train_fn=must_not_train, **{
-        **study, "protocol": dataclasses.replace(protocol, metrics=("is",), num_samples=8)})
-    assert other.evaluated == [f"{VARIANTS[0]}/ckpt-2", f"{VARIANTS[0]}/ckpt-4"]
-    assert [r["variant"] for r in other.final] == [VARIANTS[0], ablation.REAL_ROW]
-    assert set(other.plot_paths) == {"is"} and "is_domain_val_8" in other.table
-
 
 def test_unknown_variant_lists_the_available_ones(scenes_dir, tmp_path):
     done = _ablate("--variants=xmcgan,no_such_loss", "--train_steps=2",
@@ -242,3 +235,15 @@ def test_check_study_names_what_is_missing(scenes_dir, evaluator_dir, judge_dir,
     with pytest.raises(ablation.AblationError, match="more than once: xmcgan"):
         check(variants=("xmcgan", "xmcgan"))
     assert ablation.keep_checkpoints(4, 2) >= 2 and ablation.keep_checkpoints(5, 2) >= 3
+
+
+def test_protocol_identity_names_what_changes_the_numbers(scenes_dir):
+    """Cached evaluations are reused only under an identical protocol identity."""
+    base = ablation.EvalProtocol(metrics=("fid",), evaluator_dir="ev")
+    same = dataclasses.replace(base, batch_size=7, cache_dir="elsewhere")
+    assert base.identity(scenes_dir) == same.identity(scenes_dir)
+    for change in (dict(seed=1), dict(num_samples=10), dict(split="train"),
+                   dict(generators=("raw", "ema")), dict(metrics=("fid", "kid")),
+                   dict(evaluator_dir="other"), dict(feature_network="inception")):
+        assert dataclasses.replace(base, **change).identity(scenes_dir) != base.identity(
+            scenes_dir), change

@@ -37,6 +37,10 @@ CONFIG_FILE = "config.gin"
 METRICS_FILE = os.path.join("metrics", "pretrain.jsonl")
 
 
+class PretrainCheckpointError(ValueError):
+    """MODEL_DIR holds a checkpoint of another configuration; the message says what to do."""
+
+
 @dataclasses.dataclass
 class PretrainResult:
     """Outcome of `pretrain`.
@@ -164,7 +168,13 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
                                       "checkpoints")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=keep_checkpoints)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except AssertionError as e:
+            raise PretrainCheckpointError(
+                f"checkpoint {manager.latest_checkpoint} does not match this dual-encoder "
+                "configuration (widths, image size or embedding dimension changed); use a new "
+                f"MODEL_DIR or the configuration that wrote it ({e.args[0][:200]}...)") from e
         logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
     start = int(step.numpy())
     epochs = -(-num_steps // steps_per_checkpoint)
