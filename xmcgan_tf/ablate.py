@@ -31,57 +31,68 @@ from absl import flags
 from absl import logging
 
 from xmcgan_tf import gin_config
-# The training entry point defines --gin_file, --gin_param, --strategy and --tpu, shared here.
 from xmcgan_tf import train
 from xmcgan_tf.data import schema
 from xmcgan_tf.evaluation import ablation
 from xmcgan_tf.evaluation import feature_extractors
 from xmcgan_tf.evaluation import registry
 from xmcgan_tf.training import checkpointing
+from xmcgan_tf.training import distribute
 from xmcgan_tf.training import train_lib
 
 VARIANTS_DIR = os.path.join(gin_config.GIN_DIR, "variants")
+FLAGS = flags.FLAGS
 
-_VARIANTS = flags.DEFINE_list(
-    "variants", None, "Comma-separated gin variants of gin/variants/, in table order, e.g. "
-    "xmcgan,xmcgan_no_contrastive,ablation_sent.", required=True)
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", None, "Training steps of every variant.",
-                                    lower_bound=1, required=True)
-_OUTPUT = flags.DEFINE_string("output", None, "Study directory (runs/, ablation.md, "
-                              "ablation.json, plots/).", required=True)
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset of training and evaluation.",
-                                required=True)
-_BASE_GIN = flags.DEFINE_string(
-    "base_gin", "experiments/synthetic_xmcgan_64.gin",
-    "XMC-GAN experiment gin file the variants are layered on (as given, or relative to gin/); "
-    "its variant must be xmcgan, whose bindings each variant's gin file overrides.")
-_EVAL_EVERY = flags.DEFINE_integer(
-    "eval_every", None, "Steps between checkpoints, each of which is evaluated; default "
-    "--train_steps (the final step only).", lower_bound=1)
-_METRICS = flags.DEFINE_list("metrics", list(ablation.DEFAULT_METRICS),
-                             f"Metrics; registered: {','.join(registry.metric_names())}.")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Images per generator and checkpoint.",
-                                    lower_bound=2)
-_FEATURE_NETWORK = flags.DEFINE_enum(
-    "feature_network", "domain", list(feature_extractors.FEATURE_NETWORKS),
-    "Feature network of FID/KID/IS.")
-_SPLIT = flags.DEFINE_string("split", "val", "Split of the captions and real statistics.")
-_EVALUATOR_DIR = flags.DEFINE_string(
-    "evaluator_dir", None, "Domain evaluator (`python -m xmcgan_tf.train_evaluator`): feature "
-    "network 'domain' and metric objacc.")
-_JUDGE_DIR = flags.DEFINE_string(
-    "judge_dir", None, "Pretrained dual encoder judging R-precision (metric rprec).")
-_INCEPTION_HANDLE = flags.DEFINE_string(
-    "inception_handle", feature_extractors.DEFAULT_INCEPTION_HANDLE,
-    "TF-Hub handle or directory of the Inception module (--feature_network=inception).")
-_ENCODER_DIR = flags.DEFINE_string(
-    "encoder_dir", None, "Pretrained dual encoder of xmcgan_t2icl / xmcgan_scl (ENCODER_DIR).")
-_GENERATORS = flags.DEFINE_list("generators", ["ema"], "Generators evaluated: ema and/or raw.")
-_SEED = flags.DEFINE_integer("seed", 0, "Training seed of every variant and evaluation seed.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 50, "Images per evaluation call.",
-                                   lower_bound=1)
-_CACHE_DIR = flags.DEFINE_string("cache_dir", None,
-                                 "Real-statistics cache; default DATA_DIR/eval_cache.")
+
+def _define_flags() -> None:
+    """Command-line flags; defined only when the module runs as a program, so that it can be
+    imported beside the other entry points (which define flags of the same names)."""
+    # --gin_file, --gin_param, --strategy and --tpu mean here what they mean for training;
+    # they exist already where the training entry point defined them on import.
+    if "gin_param" not in FLAGS:
+        gin_config.define_flags("experiments/synthetic_xmcgan_64.gin")
+    if "strategy" not in FLAGS:
+        flags.DEFINE_enum("strategy", None, list(distribute.STRATEGIES),
+                          "Distribution strategy of the training runs.")
+    if "tpu" not in FLAGS:
+        flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+    flags.DEFINE_list(
+        "variants", None, "Comma-separated gin variants of gin/variants/, in table order, e.g. "
+        "xmcgan,xmcgan_no_contrastive,ablation_sent.", required=True)
+    flags.DEFINE_integer("train_steps", None, "Training steps of every variant.",
+                         lower_bound=1, required=True)
+    flags.DEFINE_string("output", None, "Study directory (runs/, ablation.md, ablation.json, "
+                        "plots/).", required=True)
+    flags.DEFINE_string("data_dir", None, "Dataset of training and evaluation.", required=True)
+    flags.DEFINE_string(
+        "base_gin", "experiments/synthetic_xmcgan_64.gin",
+        "XMC-GAN experiment gin file the variants are layered on (as given, or relative to "
+        "gin/); its variant must be xmcgan, whose bindings each variant's gin file overrides.")
+    flags.DEFINE_integer(
+        "eval_every", None, "Steps between checkpoints, each of which is evaluated; default "
+        "--train_steps (the final step only).", lower_bound=1)
+    flags.DEFINE_list("metrics", list(ablation.DEFAULT_METRICS),
+                      f"Metrics; registered: {','.join(registry.metric_names())}.")
+    flags.DEFINE_integer("num_samples", 1000, "Images per generator and checkpoint.",
+                         lower_bound=2)
+    flags.DEFINE_enum("feature_network", "domain", list(feature_extractors.FEATURE_NETWORKS),
+                      "Feature network of FID/KID/IS.")
+    flags.DEFINE_string("split", "val", "Split of the captions and real statistics.")
+    flags.DEFINE_string(
+        "evaluator_dir", None, "Domain evaluator (`python -m xmcgan_tf.train_evaluator`): "
+        "feature network 'domain' and metric objacc.")
+    flags.DEFINE_string("judge_dir", None,
+                        "Pretrained dual encoder judging R-precision (metric rprec).")
+    flags.DEFINE_string(
+        "inception_handle", feature_extractors.DEFAULT_INCEPTION_HANDLE,
+        "TF-Hub handle or directory of the Inception module (--feature_network=inception).")
+    flags.DEFINE_string(
+        "encoder_dir", None,
+        "Pretrained dual encoder of xmcgan_t2icl / xmcgan_scl (their ENCODER_DIR).")
+    flags.DEFINE_list("generators", ["ema"], "Generators evaluated: ema and/or raw.")
+    flags.DEFINE_integer("seed", 0, "Training seed of every variant and evaluation seed.")
+    flags.DEFINE_integer("batch_size", 50, "Images per evaluation call.", lower_bound=1)
+    flags.DEFINE_string("cache_dir", None, "Real-statistics cache; default DATA_DIR/eval_cache.")
 
 
 def study_bindings(*, model_dir: str, data_dir: str, num_steps: int, eval_every: int,
@@ -137,37 +148,36 @@ def make_train_fn(*, base_gin: str, gin_files: Sequence[str], gin_params: Sequen
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    num_steps = _TRAIN_STEPS.value
-    eval_every = _EVAL_EVERY.value or num_steps
+    num_steps = FLAGS.train_steps
+    eval_every = FLAGS.eval_every or num_steps
     overrides = {}
-    if flags.FLAGS.strategy is not None:
-        overrides["strategy"] = flags.FLAGS.strategy
-    if flags.FLAGS.tpu is not None:
-        overrides["tpu"] = flags.FLAGS.tpu
+    if FLAGS.strategy is not None:
+        overrides["strategy"] = FLAGS.strategy
+    if FLAGS.tpu is not None:
+        overrides["tpu"] = FLAGS.tpu
     protocol = ablation.EvalProtocol(
-        metrics=tuple(_METRICS.value), num_samples=_NUM_SAMPLES.value,
-        feature_network=_FEATURE_NETWORK.value, split=_SPLIT.value,
-        generators=tuple(_GENERATORS.value), seed=_SEED.value,
-        evaluator_dir=_EVALUATOR_DIR.value, judge_dir=_JUDGE_DIR.value,
-        inception_handle=_INCEPTION_HANDLE.value, batch_size=_BATCH_SIZE.value,
-        cache_dir=_CACHE_DIR.value)
+        metrics=tuple(FLAGS.metrics), num_samples=FLAGS.num_samples,
+        feature_network=FLAGS.feature_network, split=FLAGS.split,
+        generators=tuple(FLAGS.generators), seed=FLAGS.seed, evaluator_dir=FLAGS.evaluator_dir,
+        judge_dir=FLAGS.judge_dir, inception_handle=FLAGS.inception_handle,
+        batch_size=FLAGS.batch_size, cache_dir=FLAGS.cache_dir)
     train_fn = make_train_fn(
-        base_gin=_BASE_GIN.value, gin_files=flags.FLAGS.gin_file,
-        gin_params=flags.FLAGS.gin_param, data_dir=_DATA_DIR.value, num_steps=num_steps,
-        eval_every=eval_every, seed=_SEED.value, encoder_dir=_ENCODER_DIR.value, **overrides)
-    study_info = {"base gin": _BASE_GIN.value}
-    if flags.FLAGS.gin_file:
-        study_info["gin files"] = ", ".join(flags.FLAGS.gin_file)
-    if flags.FLAGS.gin_param:
-        study_info["gin bindings"] = "; ".join(flags.FLAGS.gin_param)
+        base_gin=FLAGS.base_gin, gin_files=FLAGS.gin_file, gin_params=FLAGS.gin_param,
+        data_dir=FLAGS.data_dir, num_steps=num_steps, eval_every=eval_every, seed=FLAGS.seed,
+        encoder_dir=FLAGS.encoder_dir, **overrides)
+    study_info = {"base gin": FLAGS.base_gin}
+    if FLAGS.gin_file:
+        study_info["gin files"] = ", ".join(FLAGS.gin_file)
+    if FLAGS.gin_param:
+        study_info["gin bindings"] = "; ".join(FLAGS.gin_param)
     try:
-        if not os.path.exists(gin_config.resolve_gin_file(_BASE_GIN.value)):
-            raise ablation.AblationError(f"--base_gin {_BASE_GIN.value!r} not found (as given "
+        if not os.path.exists(gin_config.resolve_gin_file(FLAGS.base_gin)):
+            raise ablation.AblationError(f"--base_gin {FLAGS.base_gin!r} not found (as given "
                                          f"or under {gin_config.GIN_DIR})")
         result = ablation.run_ablation(
-            _OUTPUT.value, _VARIANTS.value, train_fn=train_fn, num_steps=num_steps,
-            eval_every=eval_every, data_dir=_DATA_DIR.value, protocol=protocol,
-            available=ablation.list_variants(VARIANTS_DIR), encoder_dir=_ENCODER_DIR.value,
+            FLAGS.output, FLAGS.variants, train_fn=train_fn, num_steps=num_steps,
+            eval_every=eval_every, data_dir=FLAGS.data_dir, protocol=protocol,
+            available=ablation.list_variants(VARIANTS_DIR), encoder_dir=FLAGS.encoder_dir,
             study_info=study_info)
     except train_lib.NonFiniteLossError as e:
         logging.error("%s", e)
@@ -178,13 +188,14 @@ def main(argv: Sequence[str]) -> None:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    complete = [v for v in _VARIANTS.value if v not in result.trained]
+    complete = [v for v in FLAGS.variants if v not in result.trained]
     print(f"trained: {', '.join(result.trained) or 'none'}; already complete (not retrained): "
           f"{', '.join(complete) or 'none'}; checkpoints evaluated: {len(result.evaluated)}")
     print(result.table)
     print(f"wrote {result.table_path}, {result.json_path} and "
-          f"{os.path.join(_OUTPUT.value, ablation.PLOTS_SUBDIR)}/")
+          f"{os.path.join(FLAGS.output, ablation.PLOTS_SUBDIR)}/")
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -79,6 +79,8 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
     args = [f"--variants={','.join(VARIANTS)}", f"--train_steps={STEPS}",
             f"--eval_every={EVAL_EVERY}", f"--output={output}", f"--data_dir={scenes_dir}",
             "--base_gin=tests/tiny.gin", f"--gin_param=EMBEDDING_DIM={conftest.EMBEDDING_DIM}",
+            # One joint D+G update per step: half the step function to trace, same runner.
+            "--gin_param=xmcgan.XMCGAN.d_steps_per_g_step=1",
             f"--metrics={','.join(METRICS)}", f"--num_samples={NUM_SAMPLES}",
             f"--evaluator_dir={evaluator_dir}", f"--judge_dir={judge_dir}",
             f"--cache_dir={tmp_path / 'cache'}", "--batch_size=55", "--seed=3"]
@@ -157,7 +159,8 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
     study = dict(num_steps=STEPS, eval_every=EVAL_EVERY, data_dir=scenes_dir, protocol=protocol,
                  available=ablation.list_variants(VARIANTS_DIR),
                  study_info={"base gin": "tests/tiny.gin",
-                             "gin bindings": f"EMBEDDING_DIM={conftest.EMBEDDING_DIM}"})
+                             "gin bindings": f"EMBEDDING_DIM={conftest.EMBEDDING_DIM}; "
+                                             "xmcgan.XMCGAN.d_steps_per_g_step=1"})
 
     def must_not_train(variant, model_dir):
         raise AssertionError(f"{variant} was trained again")

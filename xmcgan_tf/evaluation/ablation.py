@@ -160,6 +160,7 @@ def check_study(variants: Sequence[str], *, available: Sequence[str], num_steps:
       AblationError: an unknown or repeated variant (the message lists the available ones),
         T2I_CL/SCL without an encoder directory, a missing domain evaluator or judge, an
         unknown metric or generator, a dataset without the split, or bad step counts.
+      schema.DatasetError: `data_dir` holds no dataset_info.json.
     """
     if not variants:
         raise AblationError(f"no variants given; available variants: {', '.join(available)}")
@@ -418,8 +419,9 @@ def run_ablation(output_dir: str, variants: Sequence[str], *, train_fn: TrainFn,
       AblationResult.
 
     Raises:
-      AblationError: the study cannot run as asked (see `check_study`), or a run directory
-        holds a run beyond `num_steps`.
+      AblationError: the study cannot run as asked (see `check_study`), a run directory
+        holds a run beyond `num_steps`, or training ended short of `num_steps`.
+      schema.DatasetError: `data_dir` holds no dataset.
     """
     study_info = dict(study_info or {})
     check_study(variants, available=variants if available is None else available,
