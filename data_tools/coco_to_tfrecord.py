@@ -34,7 +34,6 @@ from absl import flags
 
 from data_tools import dataset_writer
 from xmcgan_tf.data import schema
-from xmcgan_tf.text import encoder as text_encoder
 
 
 @dataclasses.dataclass
@@ -210,9 +209,7 @@ def convert(coco_dir: str, output_dir: str, *, splits: Mapping[str, str],
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines this tool's flags (the shared writer flags included) in `flag_values`."""
     fv = flag_values
-    dataset_writer.define_flags(fv, default_max_tokens=17,
-                                default_preprocessor=text_encoder.DEFAULT_PREPROCESSOR_URL,
-                                default_encoder=text_encoder.DEFAULT_ENCODER_URL)
+    dataset_writer.define_flags(fv, default_max_tokens=17)
     flags.adopt_module_key_flags(dataset_writer, flag_values=fv)
     flags.DEFINE_string("coco_dir", None, "COCO root: annotations/captions_<name>.json "
                         "(+ instances_<name>.json) and the image folders.", flag_values=fv)

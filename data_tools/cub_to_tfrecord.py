@@ -32,7 +32,6 @@ from absl import flags
 
 from data_tools import dataset_writer
 from xmcgan_tf.data import schema
-from xmcgan_tf.text import encoder as text_encoder
 
 SPLIT_MODES = ("official", "classes")
 
@@ -195,9 +194,7 @@ def convert(cub_dir: str, output_dir: str, *, embed_fn: dataset_writer.EmbedFn,
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines this tool's flags (the shared writer flags included) in `flag_values`."""
     fv = flag_values
-    dataset_writer.define_flags(fv, default_max_tokens=17,
-                                default_preprocessor=text_encoder.DEFAULT_PREPROCESSOR_URL,
-                                default_encoder=text_encoder.DEFAULT_ENCODER_URL)
+    dataset_writer.define_flags(fv, default_max_tokens=17)
     flags.adopt_module_key_flags(dataset_writer, flag_values=fv)
     flags.DEFINE_string("cub_dir", None, "The CUB_200_2011 folder (images.txt, classes.txt, "
                         "image_class_labels.txt, train_test_split.txt, images/).",

@@ -538,10 +538,13 @@ def count_problems(summary: WriteSummary) -> dict[str, dict[str, int]]:
 
 
 def define_flags(flag_values: flags.FlagValues, *, default_max_tokens: int,
-                 default_preprocessor: str, default_encoder: str,
+                 default_preprocessor: str = text_encoder.DEFAULT_PREPROCESSOR_URL,
+                 default_encoder: str = text_encoder.DEFAULT_ENCODER_URL,
                  default_num_shards: int = 16) -> None:
     """Defines --output_dir, --num_shards, --text_preprocessor, --text_encoder, --max_tokens,
-    --caption_batch_size, --encoder_batch_size, --num_workers, --overwrite in `flag_values`."""
+    --caption_batch_size, --encoder_batch_size, --num_workers, --overwrite in `flag_values`.
+
+    The text-encoder handles default to the TF-Hub BERT pair a connected user passes."""
     fv = flag_values
     flags.DEFINE_string("output_dir", None, "Directory the TFRecord shards and "
                         "dataset_info.json are written to (created).", flag_values=fv)

@@ -32,7 +32,6 @@ from absl import flags
 
 from data_tools import dataset_writer
 from xmcgan_tf.data import schema
-from xmcgan_tf.text import encoder as text_encoder
 
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
@@ -157,9 +156,7 @@ def convert(output_dir: str, *, splits: dict[str, tuple[str, str]],
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines this tool's flags (the shared writer flags included) in `flag_values`."""
     fv = flag_values
-    dataset_writer.define_flags(fv, default_max_tokens=64,
-                                default_preprocessor=text_encoder.DEFAULT_PREPROCESSOR_URL,
-                                default_encoder=text_encoder.DEFAULT_ENCODER_URL)
+    dataset_writer.define_flags(fv, default_max_tokens=64)
     flags.adopt_module_key_flags(dataset_writer, flag_values=fv)
     for split in ("train", "val"):
         flags.DEFINE_string(f"{split}_jsonl", None, f"Comma-separated narrative .jsonl files or "
