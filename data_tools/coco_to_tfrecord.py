@@ -209,7 +209,7 @@ def convert(coco_dir: str, output_dir: str, *, splits: Mapping[str, str],
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines this tool's flags (the shared writer flags included) in `flag_values`."""
     fv = flag_values
-    dataset_writer.define_flags(fv, default_max_tokens=17)
+    dataset_writer.define_flags(fv, default_max_tokens=17, max_captions=True)
     flags.adopt_module_key_flags(dataset_writer, flag_values=fv)
     flags.DEFINE_string("coco_dir", None, "COCO root: annotations/captions_<name>.json "
                         "(+ instances_<name>.json) and the image folders.", flag_values=fv)
@@ -222,8 +222,6 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         flag_values=fv)
     flags.DEFINE_bool("use_instances", True, "Read instances_<name>.json (when present) for "
                       "image/labels and image/label.", flag_values=fv)
-    flags.DEFINE_integer("max_captions", 0, "At most this many captions per image (0: all).",
-                         lower_bound=0, flag_values=fv)
 
 
 def run(flag_values: flags.FlagValues,
@@ -240,12 +238,5 @@ def run(flag_values: flags.FlagValues,
                    max_captions=fv.max_captions, **dataset_writer.writer_kwargs_from_flags(fv))
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    dataset_writer.run_tool(define_flags, run)

@@ -194,7 +194,7 @@ def convert(cub_dir: str, output_dir: str, *, embed_fn: dataset_writer.EmbedFn,
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines this tool's flags (the shared writer flags included) in `flag_values`."""
     fv = flag_values
-    dataset_writer.define_flags(fv, default_max_tokens=17)
+    dataset_writer.define_flags(fv, default_max_tokens=17, max_captions=True)
     flags.adopt_module_key_flags(dataset_writer, flag_values=fv)
     flags.DEFINE_string("cub_dir", None, "The CUB_200_2011 folder (images.txt, classes.txt, "
                         "image_class_labels.txt, train_test_split.txt, images/).",
@@ -210,8 +210,6 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("crop_bbox_scale", 0.0, "Crop to a square of this many times the "
                        "longer bounding-box side around its centre (AttnGAN: 1.5; 0: none).",
                        lower_bound=0.0, flag_values=fv)
-    flags.DEFINE_integer("max_captions", 0, "At most this many captions per image (0: all).",
-                         lower_bound=0, flag_values=fv)
 
 
 def run(flag_values: flags.FlagValues,
@@ -227,12 +225,5 @@ def run(flag_values: flags.FlagValues,
                    **dataset_writer.writer_kwargs_from_flags(fv))
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    dataset_writer.run_tool(define_flags, run)

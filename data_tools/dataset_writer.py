@@ -34,10 +34,12 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 import tqdm
+from absl import app
 from absl import flags
 
 import xmcgan_tf
 from data_tools import image_io
+from xmcgan_tf import paths
 from xmcgan_tf.data import schema
 from xmcgan_tf.text import encoder as text_encoder
 
@@ -451,7 +453,7 @@ def write_dataset(output_dir: str, splits: Mapping[str, Sequence[Item] | Iterabl
         gets one shard per item.
       source: dataset source name stored in dataset_info ("coco", "cub", ...).
       text_encoder_handles: {"preprocessor": handle, "encoder": handle} stored in
-        dataset_info.text_encoder.
+        dataset_info.text_encoder (local directories made absolute).
       label_vocabulary: class names indexed by `image/label` / `image/labels`.
       image_size: [height, width] of all images, or None for original sizes.
       extra: source-specific facts stored in dataset_info.extra.
@@ -485,6 +487,8 @@ def write_dataset(output_dir: str, splits: Mapping[str, Sequence[Item] | Iterabl
         if wanted < 1:
             raise ValueError(f"num_shards for split {split!r} must be >= 1, got {wanted}")
         shard_counts[split] = min(int(wanted), len(items))
+    text_encoder_handles = {role: paths.absolute(handle)
+                            for role, handle in text_encoder_handles.items()}
     tf.io.gfile.makedirs(output_dir)
     info_path = os.path.join(output_dir, schema.DATASET_INFO_FILE)
     if tf.io.gfile.exists(info_path):
@@ -540,9 +544,10 @@ def count_problems(summary: WriteSummary) -> dict[str, dict[str, int]]:
 def define_flags(flag_values: flags.FlagValues, *, default_max_tokens: int,
                  default_preprocessor: str = text_encoder.DEFAULT_PREPROCESSOR_URL,
                  default_encoder: str = text_encoder.DEFAULT_ENCODER_URL,
-                 default_num_shards: int = 16) -> None:
+                 default_num_shards: int = 16, max_captions: bool = False) -> None:
     """Defines --output_dir, --num_shards, --text_preprocessor, --text_encoder, --max_tokens,
-    --caption_batch_size, --encoder_batch_size, --num_workers, --overwrite in `flag_values`.
+    --caption_batch_size, --encoder_batch_size, --num_workers, --overwrite (and --max_captions
+    with `max_captions`) in `flag_values`.
 
     The text-encoder handles default to the TF-Hub BERT pair a connected user passes."""
     fv = flag_values
@@ -567,6 +572,9 @@ def define_flags(flag_values: flags.FlagValues, *, default_max_tokens: int,
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_bool("overwrite", False, "Delete existing shards of the splits first instead "
                       "of resuming (a re-run normally keeps complete shards).", flag_values=fv)
+    if max_captions:
+        flags.DEFINE_integer("max_captions", 0, "At most this many captions per image (0: all).",
+                             lower_bound=0, flag_values=fv)
 
 
 def embed_fn_from_flags(flag_values: flags.FlagValues) -> EmbedFn:
@@ -585,3 +593,20 @@ def writer_kwargs_from_flags(flag_values: flags.FlagValues) -> dict:
                                       "encoder": fv.text_encoder},
                 caption_batch_size=fv.caption_batch_size, num_workers=fv.num_workers,
                 overwrite=fv.overwrite, settings={"max_tokens": fv.max_tokens})
+
+
+def run_tool(define_tool_flags: Callable[[], None],
+             run: Callable[[flags.FlagValues], object]) -> None:
+    """A converter's `__main__`: defines its flags, parses the command line and runs it.
+
+    Args:
+      define_tool_flags: defines the tool's flags in `flags.FLAGS`.
+      run: runs the tool with the parsed `flags.FLAGS`.
+    """
+    def main(argv: Sequence[str]) -> None:
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        run(flags.FLAGS)
+
+    define_tool_flags()
+    app.run(main)

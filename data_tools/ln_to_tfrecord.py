@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import tensorflow as tf
 from absl import app
@@ -191,12 +191,5 @@ def run(flag_values: flags.FlagValues,
                    max_captions=fv.max_captions, **dataset_writer.writer_kwargs_from_flags(fv))
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    dataset_writer.run_tool(define_flags, run)

@@ -647,12 +647,5 @@ def run(flag_values: flags.FlagValues,
                               embed_fn=make_embed_fn(fv), **kwargs)
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    dataset_writer.run_tool(define_flags, run)

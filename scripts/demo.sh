@@ -11,8 +11,9 @@
 # Usage: bash scripts/demo.sh ["a caption to draw" ...]
 # Sizes can be changed with DEMO_DIR, DEMO_TRAIN_IMAGES, DEMO_GAN_STEPS, DEMO_JUDGE_STEPS,
 # DEMO_EVALUATOR_EPOCHS, DEMO_EVAL_SAMPLES (and DEMO_EVALUATOR_MIN_ACCURACY, the held-out
-# accuracy the domain evaluator must reach on every attribute, 0.95 by default). Every step is skipped or resumed when its output
-# is already there, so the script can be interrupted and run again.
+# accuracy the domain evaluator must reach on every attribute, 0.95 by default). Every step is
+# skipped or resumed when its output is already there, so the script can be interrupted and run
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh

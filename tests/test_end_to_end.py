@@ -2,7 +2,8 @@
 
 A run is killed with SIGKILL once it has written a checkpoint, restarted with the same command,
 and must log exactly the losses an uninterrupted run logs for the same steps. The run directory
-then holds everything CONTRACTS §7 promises, and its generators load for evaluation/export.
+then holds its config, TensorBoard events and samples, and its generators load for evaluation
+and export.
 """
 
 import os

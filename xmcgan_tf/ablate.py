@@ -22,14 +22,13 @@ Exit status: 0 done, 1 a run stopped on a non-finite loss, 2 bad configuration.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Sequence
 
 import gin
 from absl import app
 from absl import flags
-from absl import logging
 
+from xmcgan_tf import cli
 from xmcgan_tf import gin_config
 from xmcgan_tf import train
 from xmcgan_tf.data import schema
@@ -170,7 +169,9 @@ def main(argv: Sequence[str]) -> None:
         study_info["gin files"] = ", ".join(FLAGS.gin_file)
     if FLAGS.gin_param:
         study_info["gin bindings"] = "; ".join(FLAGS.gin_param)
-    try:
+    with cli.exit_on(train_lib.NonFiniteLossError, code=cli.EXIT_NON_FINITE), \
+            cli.exit_on(ablation.AblationError, gin_config.GinConfigError, schema.DatasetError,
+                        checkpointing.CheckpointError, feature_extractors.FeatureNetworkError):
         if not os.path.exists(gin_config.resolve_gin_file(FLAGS.base_gin)):
             raise ablation.AblationError(f"--base_gin {FLAGS.base_gin!r} not found (as given "
                                          f"or under {gin_config.GIN_DIR})")
@@ -179,15 +180,6 @@ def main(argv: Sequence[str]) -> None:
             eval_every=eval_every, data_dir=FLAGS.data_dir, protocol=protocol,
             available=ablation.list_variants(VARIANTS_DIR), encoder_dir=FLAGS.encoder_dir,
             study_info=study_info)
-    except train_lib.NonFiniteLossError as e:
-        logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except (ablation.AblationError, gin_config.GinConfigError, schema.DatasetError,
-            checkpointing.CheckpointError, feature_extractors.FeatureNetworkError) as e:
-        logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     complete = [v for v in FLAGS.variants if v not in result.trained]
     print(f"trained: {', '.join(result.trained) or 'none'}; already complete (not retrained): "
           f"{', '.join(complete) or 'none'}; checkpoints evaluated: {len(result.evaluated)}")

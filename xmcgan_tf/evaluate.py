@@ -20,6 +20,7 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
+from xmcgan_tf import cli
 from xmcgan_tf.evaluation import eval_lib
 from xmcgan_tf.evaluation import feature_extractors
 from xmcgan_tf.evaluation import registry
@@ -80,16 +81,18 @@ def main(argv: Sequence[str]) -> None:
                   inception_handle=_INCEPTION_HANDLE.value, judge_dir=_JUDGE_DIR.value,
                   batch_size=_BATCH_SIZE.value, seed=_SEED.value,
                   generators=_GENERATORS.value, cache_dir=_CACHE_DIR.value)
-    model_dir = _model_dir(_CHECKPOINT_DIR.value)
-    if _WATCH.value:
-        eval_lib.watch(model_dir, poll_seconds=_POLL_SECONDS.value, until_step=_UNTIL_STEP.value,
-                       max_idle_seconds=_MAX_IDLE_SECONDS.value,
-                       on_results=lambda results: print(eval_lib.format_table(results) + "\n",
-                                                        flush=True),
-                       **kwargs)
-        return
-    results = eval_lib.evaluate(model_dir, checkpoint=_CHECKPOINT.value, **kwargs)
-    print(eval_lib.format_table(results))
+    with cli.exit_on(ValueError, FileNotFoundError, feature_extractors.FeatureNetworkError):
+        model_dir = _model_dir(_CHECKPOINT_DIR.value)
+        if _WATCH.value:
+            eval_lib.watch(
+                model_dir, poll_seconds=_POLL_SECONDS.value, until_step=_UNTIL_STEP.value,
+                max_idle_seconds=_MAX_IDLE_SECONDS.value,
+                on_results=lambda results: print(eval_lib.format_table(results) + "\n",
+                                                 flush=True),
+                **kwargs)
+            return
+        results = eval_lib.evaluate(model_dir, checkpoint=_CHECKPOINT.value, **kwargs)
+        print(eval_lib.format_table(results))
 
 
 if __name__ == "__main__":

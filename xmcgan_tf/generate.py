@@ -16,6 +16,7 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
+from xmcgan_tf import cli
 from xmcgan_tf.export import serving_module
 from xmcgan_tf.serving import client
 
@@ -64,9 +65,10 @@ def main(argv: Sequence[str]) -> None:
     seeds = client.parse_seeds(FLAGS.seeds)
     if seeds is None:
         raise app.UsageError("--seeds must name at least one seed")
-    model = serving_module.load(FLAGS.export_dir, FLAGS.version)
-    images = generate(model, captions, seeds)
-    client.write_png(FLAGS.output, client.make_grid(images))
+    with cli.exit_on(FileNotFoundError, ValueError):
+        model = serving_module.load(FLAGS.export_dir, FLAGS.version)
+        images = generate(model, captions, seeds)
+        client.write_png(FLAGS.output, client.make_grid(images))
     print(f"wrote {FLAGS.output}: version {model.version}, {len(captions)} caption(s) x "
           f"{len(seeds)} seed(s), {images.shape[2]} px")
 

@@ -12,14 +12,13 @@ the same command resumes from the latest checkpoint. Exit status: 0 done, 2 bad 
 
 from __future__ import annotations
 
-import sys
 from typing import Sequence
 
 import gin
 from absl import app
 from absl import flags
-from absl import logging
 
+from xmcgan_tf import cli
 from xmcgan_tf import gin_config
 from xmcgan_tf.data import schema
 from xmcgan_tf.training import distribute
@@ -57,14 +56,10 @@ def main(argv: Sequence[str]) -> None:
         overrides["strategy"] = FLAGS.strategy
     if FLAGS.tpu is not None:
         overrides["tpu"] = FLAGS.tpu
-    try:
+    with cli.exit_on(gin_config.GinConfigError, schema.DatasetError,
+                     pretrain_lib.PretrainCheckpointError):
         gin_config.parse_config(FLAGS.gin_file, FLAGS.gin_param)
         result = run_pretraining(**overrides)
-    except (gin_config.GinConfigError, schema.DatasetError,
-            pretrain_lib.PretrainCheckpointError) as e:
-        logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     print(f"dual encoder saved in {result.encoder_dir} at step {result.step}; "
           f"validation: {result.val_metrics}")
 

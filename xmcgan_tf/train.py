@@ -21,7 +21,6 @@ kept), 2 bad configuration (gin binding, dataset/model mismatch, checkpoint of a
 from __future__ import annotations
 
 import os
-import sys
 from typing import Sequence
 
 import gin
@@ -29,6 +28,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from xmcgan_tf import cli
 from xmcgan_tf import gin_config
 from xmcgan_tf.data import schema
 from xmcgan_tf.training import checkpointing
@@ -92,17 +92,10 @@ def main(argv: Sequence[str]) -> None:
         overrides["strategy"] = _STRATEGY.value
     if _TPU.value is not None:
         overrides["tpu"] = _TPU.value
-    try:
+    with cli.exit_on(train_lib.NonFiniteLossError, code=cli.EXIT_NON_FINITE), \
+            cli.exit_on(GinConfigError, schema.DatasetError, checkpointing.CheckpointError):
         parse_config(_GIN_FILE.value, _GIN_PARAM.value)
         result = run_training(**overrides)
-    except train_lib.NonFiniteLossError as e:
-        logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except (GinConfigError, schema.DatasetError, checkpointing.CheckpointError) as e:
-        logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     logging.info("done at step %d; last checkpoint %s", result.step, result.checkpoint_path)
 
 

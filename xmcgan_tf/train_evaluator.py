@@ -18,6 +18,7 @@ from typing import Sequence
 from absl import app
 from absl import flags
 
+from xmcgan_tf import cli
 from xmcgan_tf.evaluation import domain_evaluator
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Synthetic dataset directory.", required=True)
@@ -45,12 +46,14 @@ _MIN_ACCURACY = flags.DEFINE_float("min_accuracy", 0.95, "Required held-out accu
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    report = domain_evaluator.train(
-        _DATA_DIR.value, _OUTPUT_DIR.value, epochs=_EPOCHS.value, batch_size=_BATCH_SIZE.value,
-        learning_rate=_LEARNING_RATE.value, seed=_SEED.value, train_split=_TRAIN_SPLIT.value,
-        val_split=_VAL_SPLIT.value, max_train_examples=_MAX_TRAIN.value,
-        max_val_examples=_MAX_VAL.value, image_size=int(_IMAGE_SIZE.value), width=_WIDTH.value,
-        jit_compile=_JIT_COMPILE.value)
+    with cli.exit_on(ValueError, FileNotFoundError):
+        report = domain_evaluator.train(
+            _DATA_DIR.value, _OUTPUT_DIR.value, epochs=_EPOCHS.value,
+            batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value, seed=_SEED.value,
+            train_split=_TRAIN_SPLIT.value, val_split=_VAL_SPLIT.value,
+            max_train_examples=_MAX_TRAIN.value, max_val_examples=_MAX_VAL.value,
+            image_size=int(_IMAGE_SIZE.value), width=_WIDTH.value,
+            jit_compile=_JIT_COMPILE.value)
     print(f"domain evaluator saved to {_OUTPUT_DIR.value} "
           f"({report['train_examples']} training images, {report['epochs']} epochs, "
           f"{report['train_seconds']} s)")

@@ -43,7 +43,8 @@ def write_scenes(output_dir, num_train: int, num_val: int, seed: int = 0,
 
 
 def write_run(model_dir, data_dir, steps):
-    """A run directory (CONTRACTS §7 layout) with tiny generators saved at the given steps."""
+    """A run directory (the layout xmcgan_tf.train writes: run.json, checkpoints/) with tiny
+    generators saved at the given steps."""
     config = generator_lib.Generator(image_size=64, gf_dim=2, z_dim=8,
                                      embedding_dim=EMBEDDING_DIM).get_config()
     generator = generator_loading.build_generator(config, MAX_TOKENS)

@@ -53,6 +53,22 @@ class EmaTest(tf.test.TestCase):
         for s, t in zip(self.source.weights, self.target.weights):
             self.assertAllClose(s.numpy(), t.numpy(), atol=1e-5)
 
+    def test_rampup_caps_the_decay_of_early_updates(self):
+        average = ema.ExponentialMovingAverage(self.source, self.target, decay=0.9, rampup=True)
+        for step in (1, 5, 80, 1000):
+            self.assertAllClose(average.decay_at(step), min(0.9, (1 + step) / (10 + step)))
+        before_target = [w.numpy() for w in self.target.trainable_weights]
+        source = [w.numpy() for w in self.source.trainable_weights]
+        average.update(step=tf.constant(2, tf.int64))  # decay 3 / 12
+        for t, old, s in zip(self.target.trainable_weights, before_target, source):
+            self.assertAllClose(t.numpy(), 0.25 * old + 0.75 * s, atol=1e-6)
+
+    def test_rampup_needs_the_step_and_constant_decay_ignores_it(self):
+        with pytest.raises(ValueError, match="step"):
+            ema.ExponentialMovingAverage(self.source, self.target, 0.9, rampup=True).update()
+        constant = ema.ExponentialMovingAverage(self.source, self.target, 0.9)
+        self.assertAllClose(constant.decay_at(1), 0.9)
+
     def test_mismatched_models_raise(self):
         with self.assertRaisesRegex(ValueError, "shape"):
             ema.ExponentialMovingAverage(self.source, _model("wide", units=5))

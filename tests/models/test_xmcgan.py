@@ -261,6 +261,20 @@ def test_fit_step_reports_every_term_and_updates_ema():
     assert not np.allclose(raw, samples.numpy(), atol=1e-7)
 
 
+def test_ema_rampup_uses_the_generator_update_count():
+    generator, discriminator = _networks(13)
+    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, ema_decay=0.999,
+                        ema_rampup=True)
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    g_before = [v.numpy() for v in generator.trainable_variables]
+    gan.fit(tf.data.Dataset.from_tensors(_batch(13)), epochs=1, verbose=0)
+    decay = 2.0 / 11.0  # update t = 1: min(0.999, (1 + t) / (10 + t))
+    for ema_weight, old, new in zip(gan.generator_ema.trainable_variables, g_before,
+                                    generator.trainable_variables):
+        np.testing.assert_allclose(ema_weight.numpy(), decay * old + (1 - decay) * new.numpy(),
+                                   atol=1e-6)
+
+
 def test_mixed_bfloat16_keeps_losses_float32():
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")

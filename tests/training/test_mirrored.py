@@ -1,8 +1,9 @@
 """MirroredStrategy over two logical CPUs: the same update as one device; train_lib under it.
 
-The two logical CPUs are configured at import. If this process's TensorFlow runtime was already
-initialised by another test module (so devices can no longer be configured), each check runs in
-a fresh Python process instead.
+Each check runs in a fresh Python process that configures two logical CPUs at import: a test
+process may already have initialised TensorFlow's runtime (devices can then no longer be
+configured), and collectives of strategies made by earlier tests in the same process may hold
+the instance keys a new strategy reuses.
 """
 
 import functools
@@ -43,10 +44,7 @@ B, T, D, Z = 4, 5, 16, 8
 
 
 def _run(check, *args) -> None:
-    """Runs `check(*args)` here, or in a fresh process when devices could not be configured."""
-    if CONFIGURED:
-        check(*args)
-        return
+    """Runs `check(*args)` in a fresh Python process."""
     code = (f"from tests.training import test_mirrored as m; assert m.CONFIGURED; "
             f"m.{check.__name__}(*{args!r})")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

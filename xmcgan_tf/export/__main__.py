@@ -14,7 +14,9 @@ from typing import Sequence
 from absl import app
 from absl import flags
 
+from xmcgan_tf import cli
 from xmcgan_tf.export import export_lib
+from xmcgan_tf.models import generator_loading
 
 FLAGS = flags.FLAGS
 
@@ -35,10 +37,12 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    result = export_lib.export(
-        FLAGS.checkpoint_dir, FLAGS.export_dir, version=FLAGS.version, checkpoint=FLAGS.checkpoint,
-        text_preprocessor=FLAGS.text_preprocessor, text_encoder=FLAGS.text_encoder,
-        sentence_embedding=FLAGS.sentence_embedding)
+    with cli.exit_on(export_lib.ExportError, generator_loading.CheckpointError,
+                     FileNotFoundError):
+        result = export_lib.export(
+            FLAGS.checkpoint_dir, FLAGS.export_dir, version=FLAGS.version,
+            checkpoint=FLAGS.checkpoint, text_preprocessor=FLAGS.text_preprocessor,
+            text_encoder=FLAGS.text_encoder, sentence_embedding=FLAGS.sentence_embedding)
     print(f"exported step {result.step} ({result.checkpoint_path}) as version {result.version}: "
           f"{result.path}")
 

@@ -38,10 +38,8 @@ def _modulate(normalized: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) -> tf.Te
     return normalized * (1.0 + gamma) + beta
 
 
-class ConditionalBatchNorm(keras.layers.Layer):
-    """Batch norm whose per-channel scale and shift are Dense projections of a condition vector.
-
-    γ = Dense(C)(condition), β = Dense(C)(condition); y = BN(x) · (1 + γ) + β.
+class _ModulatedBatchNorm(keras.layers.Layer):
+    """y = BN(x) · (1 + γ) + β with γ, β from `scale_and_shift(condition)` (subclasses).
 
     Args:
       momentum: moving-average momentum of the batch statistics.
@@ -60,6 +58,39 @@ class ConditionalBatchNorm(keras.layers.Layer):
         self.gamma = None
         self.beta = None
 
+    def scale_and_shift(self, condition: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(γ, β), each broadcastable to x [B, H, W, C]."""
+        raise NotImplementedError
+
+    def call(self, x: tf.Tensor, condition: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        """Normalises and modulates `x`.
+
+        Args:
+          x: [B, H, W, C] features.
+          condition: the subclass's condition ([B, K] or [B, h, w, K]).
+          training: batch statistics (True) or moving averages (False).
+
+        Returns:
+          [B, H, W, C] in the layer's compute dtype.
+        """
+        gamma, beta = self.scale_and_shift(condition)
+        normalized = self.batch_norm(ops.cast(x, "float32"), training=training)
+        return ops.cast(_modulate(normalized, gamma, beta), self.compute_dtype)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(momentum=self.momentum, epsilon=self.epsilon,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config
+
+
+class ConditionalBatchNorm(_ModulatedBatchNorm):
+    """Batch norm whose per-channel scale and shift are Dense projections of a condition vector.
+
+    γ = Dense(C)(condition), β = Dense(C)(condition); y = BN(x) · (1 + γ) + β, with x
+    [B, H, W, C] and condition [B, K]. Arguments: see `_ModulatedBatchNorm`.
+    """
+
     def build(self, x_shape, condition_shape):
         if len(x_shape) != 4 or len(condition_shape) != 2:
             raise ValueError(f"ConditionalBatchNorm '{self.name}': expected x [B, H, W, C] and "
@@ -74,54 +105,24 @@ class ConditionalBatchNorm(keras.layers.Layer):
         self.gamma.build(condition_shape)
         self.beta.build(condition_shape)
 
-    def call(self, x: tf.Tensor, condition: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        """Normalises and modulates `x`.
-
-        Args:
-          x: [B, H, W, C] features.
-          condition: [B, K] condition vector.
-          training: batch statistics (True) or moving averages (False).
-
-        Returns:
-          [B, H, W, C] in the layer's compute dtype.
-        """
-        gamma = self.gamma(condition)[:, None, None, :]  # [B, 1, 1, C]
-        beta = self.beta(condition)[:, None, None, :]  # [B, 1, 1, C]
-        normalized = self.batch_norm(ops.cast(x, "float32"), training=training)
-        return ops.cast(_modulate(normalized, gamma, beta), self.compute_dtype)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(momentum=self.momentum, epsilon=self.epsilon,
-                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
-        return config
+    def scale_and_shift(self, condition: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """condition [B, K] -> γ, β [B, 1, 1, C]."""
+        return self.gamma(condition)[:, None, None, :], self.beta(condition)[:, None, None, :]
 
 
-class SpatialConditionalBatchNorm(keras.layers.Layer):
+class SpatialConditionalBatchNorm(_ModulatedBatchNorm):
     """Batch norm with per-pixel scale and shift from 1×1 convolutions of a spatial condition.
 
     The condition map [B, h, w, K] is nearest-upsampled to the feature size H×W (an integer
     factor); γ = Conv1×1(C), β = Conv1×1(C) of it; y = BN(x) · (1 + γ) + β. The 1×1
     convolutions run at the condition's own size and their outputs are upsampled, which equals
     convolving the upsampled condition (a 1×1 convolution acts on each pixel alone and nearest
-    upsampling only repeats pixels) at a fraction of the cost.
-
-    Args:
-      momentum: moving-average momentum of the batch statistics.
-      epsilon: variance epsilon.
-      kernel_initializer: initializer of the γ and β convolutions.
-      **kwargs: `keras.layers.Layer` arguments (name, dtype).
+    upsampling only repeats pixels) at a fraction of the cost. Arguments: see
+    `_ModulatedBatchNorm`.
     """
 
-    def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5,
-                 kernel_initializer: Any = "glorot_normal", **kwargs):
-        super().__init__(**kwargs)
-        self.momentum = momentum
-        self.epsilon = epsilon
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.batch_norm = _batch_norm(momentum, epsilon)
-        self.gamma = None
-        self.beta = None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.upsample = None
 
     def build(self, x_shape, condition_shape):
@@ -147,24 +148,6 @@ class SpatialConditionalBatchNorm(keras.layers.Layer):
         self.gamma.build(condition_shape)
         self.beta.build(condition_shape)
 
-    def call(self, x: tf.Tensor, condition: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        """Normalises and modulates `x` pixel by pixel.
-
-        Args:
-          x: [B, H, W, C] features.
-          condition: [B, h, w, K] spatial condition, H = f·h and W = f·w for an integer f.
-          training: batch statistics (True) or moving averages (False).
-
-        Returns:
-          [B, H, W, C] in the layer's compute dtype.
-        """
-        gamma = self.upsample(self.gamma(condition))  # [B, H, W, C]
-        beta = self.upsample(self.beta(condition))  # [B, H, W, C]
-        normalized = self.batch_norm(ops.cast(x, "float32"), training=training)
-        return ops.cast(_modulate(normalized, gamma, beta), self.compute_dtype)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(momentum=self.momentum, epsilon=self.epsilon,
-                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
-        return config
+    def scale_and_shift(self, condition: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """condition [B, h, w, K] -> γ, β [B, H, W, C]."""
+        return self.upsample(self.gamma(condition)), self.upsample(self.beta(condition))

@@ -3,6 +3,11 @@
     θ_ema ← decay · θ_ema + (1 − decay) · θ        for every trainable weight θ of G
     s_ema ← s                                       for every non-trainable weight s of G
 
+With `rampup`, the decay of update t (t = 1, 2, ...) is min(decay, (1 + t) / (10 + t)), the
+schedule of `tf.train.ExponentialMovingAverage(num_updates=t)`: G_ema follows G closely early in
+training instead of staying near the random initialisation for the first ~1/(1 − decay) steps,
+which matters for short runs. The paper's schedule is the constant decay (rampup off).
+
 The EMA generator G_ema is a second instance of the generator architecture. Only G's trainable
 weights are averaged; its non-trainable weights (the batch-norm moving mean and variance) are
 copied, so G_ema shares G's batch-norm statistics, as in the published code. G_ema is therefore
@@ -32,17 +37,20 @@ class ExponentialMovingAverage:
       source: the trained model (G); must be built.
       target: a model of the same architecture (G_ema); must be built.
       decay: EMA decay in [0, 1) (0.999 in the paper).
+      rampup: cap the decay of update t at (1 + t) / (10 + t); `update` then needs `step`.
 
     Raises:
       ValueError: `decay` is out of range, or the two models' weights differ in number or shape.
     """
 
-    def __init__(self, source: keras.Model, target: keras.Model, decay: float = 0.999):
+    def __init__(self, source: keras.Model, target: keras.Model, decay: float = 0.999,
+                 rampup: bool = False):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         if not source.trainable_weights:
             raise ValueError(f"EMA: {source.name} has no trainable weights; build it first")
         self.decay = float(decay)
+        self.rampup = bool(rampup)
         self._trainable = self._pairs(source.trainable_weights, target.trainable_weights,
                                       "trainable", source, target)
         self._non_trainable = self._pairs(source.non_trainable_weights,
@@ -66,9 +74,27 @@ class ExponentialMovingAverage:
         self._run(lambda target, source: target.assign(source), self._trainable)
         self._run(lambda target, source: target.assign(source), self._non_trainable)
 
-    def update(self) -> None:
-        """One EMA step of the trainable weights; copies the non-trainable weights."""
-        decay = self.decay
+    def decay_at(self, step: tf.Tensor | int | None = None) -> tf.Tensor:
+        """The decay of update `step` (1-based): `decay`, capped by the ramp-up if enabled.
+
+        Raises:
+          ValueError: ramp-up is enabled and no step is given.
+        """
+        if not self.rampup:
+            return tf.constant(self.decay, tf.float32)
+        if step is None:
+            raise ValueError("EMA with rampup=True needs the update's step")
+        step = tf.cast(step, tf.float32)
+        return tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
+
+    def update(self, step: tf.Tensor | int | None = None) -> None:
+        """One EMA step of the trainable weights; copies the non-trainable weights.
+
+        Args:
+          step: the update's 1-based count (e.g. G's optimizer iterations after its step); used
+            only with `rampup`.
+        """
+        decay = self.decay_at(step)
 
         def average(target, source):
             return target.assign(decay * target + (1.0 - decay) * source)

@@ -161,6 +161,8 @@ class XMCGAN(keras.Model):
       global_negatives: contrastive negatives from all replicas instead of the local batch.
       d_steps_per_g_step: slices per step; all but the last are D-only updates.
       ema_decay: EMA decay of G_ema.
+      ema_rampup: ramp the EMA decay up from 0.1 as (1 + t) / (10 + t) over G's first updates
+        (off in the paper; useful for short runs).
       image_encoder: frozen image encoder for L_img^enc ([B, S, S, 3] in [0, 1] -> [B, K]
         float32), or None to leave L_img^enc out.
       branch_fn: batch -> branches (default `single_branch`).
@@ -175,7 +177,7 @@ class XMCGAN(keras.Model):
                  image_temperature: float = 0.1, gamma1: float = 5.0, gamma2: float = 5.0,
                  gamma3: float = 50.0, global_negatives: bool = False,
                  d_steps_per_g_step: int = 2, ema_decay: float = 0.999,
-                 image_encoder: keras.layers.Layer | None = None,
+                 ema_rampup: bool = False, image_encoder: keras.layers.Layer | None = None,
                  branch_fn: BranchFn = single_branch,
                  extra_generator_losses: Sequence[GeneratorLossTerm] = (), **kwargs):
         kwargs.setdefault("name", "xmcgan")
@@ -205,7 +207,8 @@ class XMCGAN(keras.Model):
                       training=False)
         self.generator_ema = generator_lib.Generator.from_config(config)
         self.generator_ema(*inputs, training=False)
-        self.ema = ema_lib.ExponentialMovingAverage(generator, self.generator_ema, ema_decay)
+        self.ema = ema_lib.ExponentialMovingAverage(generator, self.generator_ema, ema_decay,
+                                                  rampup=ema_rampup)
         self.ema.initialize()
 
         self._trackers = {name: keras.metrics.Mean(name=name)
@@ -399,7 +402,7 @@ class XMCGAN(keras.Model):
         slices = split_batch(batch, self.d_steps_per_g_step)
         results = [self._discriminator_step(s) for s in slices[:-1]]
         results.append(self._joint_step(slices[-1]))
-        self.ema.update()
+        self.ema.update(step=self.g_optimizer.iterations)
         for terms in results:
             for name, value in terms.items():
                 if name not in self._trackers:

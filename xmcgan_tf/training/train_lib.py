@@ -34,6 +34,7 @@ import tensorflow as tf
 from absl import logging
 
 import xmcgan_tf
+from xmcgan_tf import paths
 from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.data import schema
 from xmcgan_tf.models import generator_loading
@@ -95,7 +96,7 @@ def _run_info(*, strategy: tf.distribute.Strategy, model: xmcgan.XMCGAN, data_di
         "strategy": distribute.strategy_name(strategy),
         "replicas": int(strategy.num_replicas_in_sync),
         "tf_config": json.loads(os.environ.get("TF_CONFIG", "null")),
-        "data_dir": data_dir,
+        "data_dir": paths.absolute(data_dir),
         "dataset_info": dataclasses.asdict(info),
         "generator_config": g_config,
         "discriminator_config": model.discriminator.get_config(),
