@@ -13,13 +13,13 @@ Usage:
 from __future__ import annotations
 
 import os
-import platform
 import random
 import time
 from collections.abc import Sequence
 
 from absl import app, flags
 
+from benchmarks import machine
 from xmcgan_tf.text import encoder
 
 _TEXT_ENCODER_DIR = flags.DEFINE_string(
@@ -74,25 +74,13 @@ def synthetic_captions(num: int, seed: int) -> list[str]:
     return captions
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     captions = synthetic_captions(_NUM_CAPTIONS.value, _SEED.value)
     preprocess = os.path.join(_TEXT_ENCODER_DIR.value, "preprocess")
     encoder_dir = os.path.join(_TEXT_ENCODER_DIR.value, "encoder")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}), load average {load} (1/5/15 min)")
+    print(f"Machine: {machine.describe()}")
     print("| T | batch | captions | seconds | captions/s |")
     print("|---|---|---|---|---|")
     for max_tokens in [int(value) for value in _MAX_TOKENS.value]:

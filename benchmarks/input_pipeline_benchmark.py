@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 
 import tensorflow as tf
 
+from benchmarks import machine
 from tests.data import fake_records
 from xmcgan_tf.data import input_pipeline
 
@@ -30,17 +30,6 @@ _CASES = (  # variant, training
     ("two_captions", True),
     ("label_pairs", True),
 )
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _time_case(data_dir: str, variant: str, training: bool, args: argparse.Namespace) -> dict:
@@ -104,11 +93,7 @@ def main() -> None:
     for variant, training, r in results:
         mode = "train" if training else "eval"
         print(f"| {variant} | {mode} | {r['examples_per_s']:.0f} | {r['first']:.2f} |")
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    print(f"\nMachine: {_cpu_name()}, {os.cpu_count()} logical CPUs, "
-          f"load average {load[0]:.2f} (1 min) at the end; Python {platform.python_version()}, "
-          f"TensorFlow {tf.__version__}.")
-
+    print(f"\nMachine: {machine.describe()} (at the end).")
 
 if __name__ == "__main__":
     main()

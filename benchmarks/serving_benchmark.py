@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import machine
 from xmcgan_tf.export import export_lib
 from xmcgan_tf.export import serving_module
 from xmcgan_tf.networks import generator as generator_lib
@@ -92,20 +92,6 @@ def _export(args, export_dir: str) -> str:
     return export_dir
 
 
-def _load_average() -> str:
-    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
-
-
-def _machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return (f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, TensorFlow {tf.__version__}")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--export_dir", default=None, help="existing export (newest version)")
@@ -119,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=10, help="batches for throughput")
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args(argv)
-    load_before = _load_average()
+    load_before = machine.load_average()
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.export_dir is None:
@@ -157,8 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"| {r['path']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['throughput']:.1f} |")
     print(f"\n{args.requests} batch-1 requests, {args.batches} batches of {args.batch}, "
           f"{args.warmup} warm-up rounds per path.")
-    print(f"Machine: {_machine()}; load average (1/5/15 min) {load_before} before, "
-          f"{_load_average()} after (other processes share the cores).")
+    print(f"Machine: {machine.describe()} (after); load average {load_before} before.")
 
 
 if __name__ == "__main__":

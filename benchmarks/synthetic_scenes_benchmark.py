@@ -13,25 +13,13 @@ falls with the load while the CPU-time rate stays closer to what an idle core de
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 
+from benchmarks import machine
 from data_tools import image_io
 from data_tools import synthetic_scenes
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _time(fn, num_images: int, repeats: int) -> tuple[float, float]:
@@ -73,11 +61,7 @@ def main() -> None:
     for size, (scene_wall, scene_cpu), (png_wall, png_cpu) in rows:
         print(f"| {size} px | {scene_wall:.0f} | {scene_cpu:.0f} | {png_wall:.0f} "
               f"| {png_cpu:.0f} |")
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    print(f"\nMachine: {_cpu_name()}, {os.cpu_count()} logical CPUs, load average "
-          f"{load[0]:.2f} (1 min) at the end; Python {platform.python_version()}, "
-          f"NumPy {np.__version__}.")
-
+    print(f"\nMachine: {machine.describe()}, NumPy {np.__version__} (at the end).")
 
 if __name__ == "__main__":
     main()

@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import machine
 from xmcgan_tf.models import xmcgan
 from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
@@ -168,12 +169,13 @@ def main() -> None:
                            embedding_dim=args.embedding_dim, max_tokens=args.max_tokens)
             for mode in args.modes.split(",")]
     peak = max(peak_before, matmul_flops_per_second(args.matmul_n))
-    results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+    results = {"machine": {"description": machine.describe(), "platform": platform.platform(),
+                           "cpus": os.cpu_count(),
                            "tensorflow": tf.__version__, "load_average": os.getloadavg(),
                            "matmul_flops_per_s": peak, "matmul_n": args.matmul_n},
                "config": vars(args), "modes": rows}
-    print(f"dense matmul ({args.matmul_n}²): {peak / 1e9:.1f} GFLOP/s; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"Machine: {machine.describe()}")
+    print(f"dense matmul ({args.matmul_n}²): {peak / 1e9:.1f} GFLOP/s")
     for row in rows:
         row["utilisation"] = row["model_flops_per_s"] / peak
         mode = row["mode"]

@@ -295,4 +295,3 @@ def test_default_handles_are_the_tf_hub_bert_modules():
         encoder.DEFAULT_ENCODER_URL
         == "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"
     )
-
