@@ -21,8 +21,8 @@ from xmcgan_tf.models import generator_loading
 from xmcgan_tf.models import xmcgan
 from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
-from xmcgan_tf.training import summaries
 from xmcgan_tf.text import encoder as text_encoder
+from xmcgan_tf.training import summaries
 from xmcgan_tf.training import train_lib
 
 CLASSES, T, D, Z, BATCH = 8, 6, 16, 16, 16
