@@ -70,9 +70,8 @@ $PY -m xmcgan_tf.evaluate --checkpoint_dir="$DEMO/xmcgan_64" \
   --feature_network=domain --evaluator_dir="$DEMO/evaluator" --judge_dir="$DEMO/judge"
 
 step "7/7 export and generate"
-if [ ! -d "$DEMO/export/1" ]; then
-  $PY -m xmcgan_tf.export --checkpoint_dir="$DEMO/xmcgan_64" --export_dir="$DEMO/export"
-else echo "version 1 already exported"; fi
+$PY -m xmcgan_tf.export --checkpoint_dir="$DEMO/xmcgan_64" --export_dir="$DEMO/export" \
+  --skip_if_exported
 $PY -m xmcgan_tf.generate --export_dir="$DEMO/export" --output="$DEMO/generated.png" \
   "${CAPTIONS[@]}"
 echo

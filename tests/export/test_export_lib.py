@@ -79,6 +79,15 @@ def test_exported_run_gives_the_ema_generator_pixels_in_a_fresh_process(
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert "version 1" in exported.stdout
     assert serving_module.list_versions(export_dir) == [1]
+    assert export_lib.version_holding(export_dir, f"{model_dir}/checkpoints/ckpt-1") == 1
+    assert export_lib.version_holding(export_dir, f"{model_dir}/checkpoints/ckpt-2") is None
+    again = subprocess.run(
+        [sys.executable, "-m", "xmcgan_tf.export", f"--checkpoint_dir={model_dir}",
+         f"--export_dir={export_dir}", "--skip_if_exported"],
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=_env())
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "version 1 already holds" in again.stdout
+    assert serving_module.list_versions(export_dir) == [1]  # nothing new written
 
     script = textwrap.dedent(f"""
         import numpy as np, tensorflow as tf

@@ -150,3 +150,16 @@ def test_jit_compile_needs_the_default_strategy(tmp_path):
     with pytest.raises(ValueError, match="jit_compile"):
         train_lib.train(model_dir=str(tmp_path), data_dir=str(tmp_path), num_steps=1,
                         strategy="mirrored", devices=["/cpu:0"], jit_compile=True)
+
+
+def test_resume_accepts_another_spelling_of_the_data_dir(tmp_path, monkeypatch):
+    tiny_dataset.write_dataset(str(tmp_path / "data"), max_tokens=T, embedding_dim=D)
+    model_dir = str(tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    first = _train(model_dir, "data", num_steps=2)  # relative to tmp_path
+    assert first.step == 2
+    info = generator_loading.read_run_info(model_dir)
+    assert info["data_dir"] == str(tmp_path / "data")  # recorded absolute
+    monkeypatch.chdir(tmp_path / "data")
+    second = _train(model_dir, ".", num_steps=3)  # the same directory, spelled otherwise
+    assert second.resumed_from.endswith("ckpt-2") and second.step == 3

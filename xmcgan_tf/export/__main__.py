@@ -1,9 +1,11 @@
 """Exports a training run as a versioned SavedModel for TF Serving (SPEC §7).
 
     python -m xmcgan_tf.export --checkpoint_dir=MODEL_DIR --export_dir=EXPORT_DIR \
-        [--version=N] [--checkpoint=PATH] [--text_preprocessor=H --text_encoder=H]
+        [--version=N] [--checkpoint=PATH] [--text_preprocessor=H --text_encoder=H] \
+        [--skip_if_exported]
 
-Writes EXPORT_DIR/<version>/ (the next integer unless --version), never overwriting a version.
+Writes EXPORT_DIR/<version>/ (the next integer unless --version), never overwriting a version;
+with --skip_if_exported, writes nothing when a version already holds the checkpoint.
 The text-encoder handles default to those recorded in the run's dataset info.
 """
 
@@ -32,6 +34,9 @@ def _define_flags() -> None:
     flags.DEFINE_string("text_encoder", None, "Text encoder handle (default: the run's).")
     flags.DEFINE_enum("sentence_embedding", None, ["official", "masked_mean", "cls"],
                       "Sentence-embedding method (default: the run's).")
+    flags.DEFINE_bool("skip_if_exported", False, "Export nothing when a version in "
+                      "--export_dir was already exported from the checkpoint (re-runnable "
+                      "scripts export only new checkpoints).")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -39,6 +44,13 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     with cli.exit_on(export_lib.ExportError, generator_loading.CheckpointError,
                      FileNotFoundError):
+        if FLAGS.skip_if_exported:
+            checkpoint = generator_loading.resolve_checkpoint(FLAGS.checkpoint_dir,
+                                                              FLAGS.checkpoint)
+            existing = export_lib.version_holding(FLAGS.export_dir, checkpoint)
+            if existing is not None:
+                print(f"version {existing} already holds {checkpoint}; nothing exported")
+                return
         result = export_lib.export(
             FLAGS.checkpoint_dir, FLAGS.export_dir, version=FLAGS.version,
             checkpoint=FLAGS.checkpoint, text_preprocessor=FLAGS.text_preprocessor,

@@ -161,6 +161,16 @@ def read_export_info(version_dir: str) -> dict:
         return json.load(f)
 
 
+def version_holding(export_dir: str, checkpoint_path: str) -> int | None:
+    """The newest version of `export_dir` exported from `checkpoint_path`, or None."""
+    wanted = os.path.abspath(checkpoint_path)
+    for version in reversed(serving_module.list_versions(export_dir)):
+        info = read_export_info(os.path.join(export_dir, str(version)))
+        if info.get("checkpoint") and os.path.abspath(info["checkpoint"]) == wanted:
+            return version
+    return None
+
+
 def export(checkpoint_dir: str, export_dir: str, *, version: int | None = None,
            checkpoint: str | None = None, text_preprocessor: str | None = None,
            text_encoder: str | None = None, sentence_embedding: str | None = None) -> ExportResult:

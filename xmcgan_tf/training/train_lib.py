@@ -96,7 +96,7 @@ def _run_info(*, strategy: tf.distribute.Strategy, model: xmcgan.XMCGAN, data_di
         "strategy": distribute.strategy_name(strategy),
         "replicas": int(strategy.num_replicas_in_sync),
         "tf_config": json.loads(os.environ.get("TF_CONFIG", "null")),
-        "data_dir": paths.absolute(data_dir),
+        "data_dir": data_dir,
         "dataset_info": dataclasses.asdict(info),
         "generator_config": g_config,
         "discriminator_config": model.discriminator.get_config(),
@@ -231,6 +231,9 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
            label_rule, shuffle_buffer, seed, d_learning_rate, g_learning_rate, beta_1, beta_2,
            strategy, tpu, devices, mixed_precision, jit_compile, log_every, checkpoint_every,
            keep_checkpoints, sample_every, num_samples, operative_config) -> TrainResult:
+    # The checkpointed iterator state names the shard files: one spelling of the directory
+    # (relative or absolute, from any working directory) resumes the same run.
+    data_dir = paths.absolute(data_dir)
     strategy_name = strategy
     strategy = distribute.make_strategy(strategy_name, tpu=tpu, devices=devices)
     replicas = strategy.num_replicas_in_sync
