@@ -39,7 +39,8 @@ def _modulate(normalized: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) -> tf.Te
 
 
 class _ModulatedBatchNorm(keras.layers.Layer):
-    """y = BN(x) · (1 + γ) + β with γ, β from `scale_and_shift(condition)` (subclasses).
+    """y = BN(x) · (1 + γ) + β; each subclass builds γ and β and defines
+    `scale_and_shift(condition) -> (γ, β)`, each broadcastable to x [B, H, W, C].
 
     Args:
       momentum: moving-average momentum of the batch statistics.
@@ -57,10 +58,6 @@ class _ModulatedBatchNorm(keras.layers.Layer):
         self.batch_norm = _batch_norm(momentum, epsilon)
         self.gamma = None
         self.beta = None
-
-    def scale_and_shift(self, condition: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(γ, β), each broadcastable to x [B, H, W, C]."""
-        raise NotImplementedError
 
     def call(self, x: tf.Tensor, condition: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         """Normalises and modulates `x`.
