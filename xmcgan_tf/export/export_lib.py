@@ -26,6 +26,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 import xmcgan_tf
+from xmcgan_tf import paths
 from xmcgan_tf.export import serving_module
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.text import encoder as text_encoder_lib
@@ -163,10 +164,10 @@ def read_export_info(version_dir: str) -> dict:
 
 def version_holding(export_dir: str, checkpoint_path: str) -> int | None:
     """The newest version of `export_dir` exported from `checkpoint_path`, or None."""
-    wanted = os.path.abspath(checkpoint_path)
+    wanted = paths.absolute(checkpoint_path)
     for version in reversed(serving_module.list_versions(export_dir)):
         info = read_export_info(os.path.join(export_dir, str(version)))
-        if info.get("checkpoint") and os.path.abspath(info["checkpoint"]) == wanted:
+        if info.get("checkpoint") and paths.absolute(info["checkpoint"]) == wanted:
             return version
     return None
 
