@@ -228,6 +228,19 @@ def test_discriminator_step_leaves_generator_weights_alone(model):
                for v, old in zip(model.discriminator.trainable_variables, d_before))
 
 
+def test_discriminator_step_keeps_generator_batch_norm_statistics(model):
+    """The released train_d discards G's new batch-norm state; the joint update moves it."""
+    slices = xmcgan.split_batch(_batch(11), 2)
+    statistics = model.generator.non_trainable_variables
+    assert statistics  # the moving means and variances of G's batch norms
+    before = [v.numpy() for v in statistics]
+    tf.function(model._discriminator_step)(slices[0])
+    for v, old in zip(statistics, before):
+        np.testing.assert_array_equal(v.numpy(), old, err_msg=v.path)
+    model._joint_step(slices[1])
+    assert any(not np.array_equal(v.numpy(), old) for v, old in zip(statistics, before))
+
+
 def test_fit_step_reports_every_term_and_updates_ema():
     generator, discriminator = _networks(10)
     gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, ema_decay=0.9)

@@ -46,9 +46,9 @@ def _model_fn(generator, discriminator, **kwargs):
     return model
 
 
-def _train(model_dir, data_dir, gf_dim=4, **kwargs):
+def _train(model_dir, data_dir, gf_dim=4, batch_size=4, **kwargs):
     return train_lib.train(
-        model_dir=model_dir, data_dir=data_dir, max_tokens=T, batch_size=4,
+        model_dir=model_dir, data_dir=data_dir, max_tokens=T, batch_size=batch_size,
         generator_fn=functools.partial(generator_lib.Generator, image_size=64, gf_dim=gf_dim,
                                        z_dim=8, embedding_dim=D),
         discriminator_fn=functools.partial(discriminator_lib.Discriminator, image_size=64,
@@ -84,7 +84,8 @@ def test_run_directory_explains_itself(nan_run):
     model_dir, data_dir, _ = nan_run
     info = generator_loading.read_run_info(model_dir)
     assert info["data_dir"] == data_dir and info["strategy"] == "default"
-    assert info["global_batch_size"] == 4 and info["d_steps_per_g_step"] == 2
+    assert info["batch_size_per_update"] == 4 and info["d_steps_per_g_step"] == 2
+    assert info["batch_size_per_step"] == 8  # each of the 2 updates reads its own batch
     assert info["discriminator_config"]["df_dim"] == 4
     assert set(info["versions"]) == {"xmcgan_tf", "tensorflow", "keras", "python"}
     with open(os.path.join(model_dir, "config.gin")) as f:
@@ -115,16 +116,33 @@ def test_dataset_of_another_embedding_dim_is_a_clear_error(tmp_path):
         _train(str(tmp_path / "run"), data_dir, num_steps=1)
 
 
-def test_batch_must_split_into_the_schedule(tmp_path):
+class _BatchProbe:
+    """Extra generator term (0) that records the batch of every branch it sees."""
+
+    weight = 1.0
+    names = ("loss/g_batch_probe",)
+
+    def __init__(self):
+        self.sizes = []
+
+    def __call__(self, branches):
+        self.sizes.extend(int(b.fake_images.shape[0]) for b in branches)
+        return {"loss/g_batch_probe": tf.constant(0.0)}
+
+
+def test_batch_size_is_the_batch_of_each_update(tmp_path):
+    """batch_size means the batch of each update, as in the released code: a step with two
+    D updates reads two batches of batch_size (one D-only, one joint)."""
     data_dir = str(tmp_path / "data")
-    tiny_dataset.write_dataset(data_dir, max_tokens=T, embedding_dim=D, num_train=4, num_val=4)
-    with pytest.raises(ValueError, match="divisible"):
-        train_lib.train(
-            model_dir=str(tmp_path / "run"), data_dir=data_dir, max_tokens=T, batch_size=3,
-            num_steps=1, generator_fn=functools.partial(
-                generator_lib.Generator, image_size=64, gf_dim=4, z_dim=8, embedding_dim=D),
-            discriminator_fn=functools.partial(
-                discriminator_lib.Discriminator, image_size=64, df_dim=4, embedding_dim=D))
+    tiny_dataset.write_dataset(data_dir, max_tokens=T, embedding_dim=D, num_train=12,
+                               num_val=4)
+    probe = _BatchProbe()
+    result = _train(str(tmp_path / "run"), data_dir, num_steps=1, model_fn=functools.partial(
+        xmcgan.XMCGAN, extra_generator_losses=[probe]), batch_size=3)
+    assert result.step == 1
+    assert probe.sizes and set(probe.sizes) == {3}  # the joint update's batch
+    info = generator_loading.read_run_info(str(tmp_path / "run"))
+    assert info["batch_size_per_update"] == 3 and info["batch_size_per_step"] == 6
 
 
 def test_bad_arguments_raise(tmp_path):

@@ -6,10 +6,12 @@ https://arxiv.org/abs/2101.04702).
           + Σ_extra weight · term
 
 The discriminator never trains its contrastive heads on fakes: the fake-side contrastive terms
-only enter L_G. Each training step takes `d_steps_per_g_step` slices of the per-replica batch:
-every slice but the last is a discriminator-only update (`_discriminator_step`), the last one
-is a joint update (`_joint_step`): one forward pass, D's gradient from L_D and G's from L_G out
-of one tape, both optimizers stepping together. The EMA generator then follows G.
+only enter L_G. Each training step takes `d_steps_per_g_step` slices of the per-replica batch,
+one per update (each slice is an update's own batch): every slice but the last is a
+discriminator-only update (`_discriminator_step`, which leaves G's batch-norm statistics as
+they were), the last one is a joint update (`_joint_step`): one forward pass, D's gradient from
+L_D and G's from L_G out of one tape, both optimizers stepping together. The EMA generator then
+follows G.
 
 The step is a single-replica view (STYLE rule 5): every loss is a per-replica mean, scaled once
 by `distribution.scale_for_replicas` inside the tape.
@@ -356,9 +358,18 @@ class XMCGAN(keras.Model):
     # The update.
 
     def _discriminator_step(self, half_batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """D-only update on one slice; fakes from G in training mode, outside the tape."""
+        """D-only update on one slice; fakes from G in training mode, outside the tape.
+
+        G runs with batch statistics, but its moving statistics are put back afterwards: the
+        released `train_d` discards G's new batch-norm state, so only the joint update moves it.
+        """
         branches = self.branch_fn(half_batch)
+        statistics = self.generator.non_trainable_variables
+        kept = [tf.identity(v.value) for v in statistics]
         fakes = [self._generate(b, training=True) for b in branches]
+        with tf.control_dependencies(fakes):
+            for variable, value in zip(statistics, kept):
+                variable.assign(value)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             outputs = [self._discriminate(b, f, training=True) for b, f in zip(branches, fakes)]

@@ -23,8 +23,8 @@ shard of the input exactly as `distribute_datasets_from_function` would.
 - `tpu`: `TPUStrategy` from `TPUClusterResolver(tpu=...)` (a TPU name, `grpc://` address or
   "local"); the TPU system is initialised before the strategy is made. Leave `jit_compile`
   off (TPU programs are compiled anyway; train_lib accepts it with `default` only, since XLA
-  cannot compile a mirrored step's cross-replica updates) and use a global batch divisible by
-  replicas × d_steps_per_g_step. Batches are split among the cores by
+  cannot compile a mirrored step's cross-replica updates) and use a per-update global batch
+  divisible by the number of replicas. Batches are split among the cores by
   `experimental_distribute_values_from_function`; one host (a TPU VM or a single-host slice)
   feeds all cores.
 """

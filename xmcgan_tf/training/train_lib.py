@@ -104,8 +104,9 @@ def _run_info(*, strategy: tf.distribute.Strategy, model: xmcgan.XMCGAN, data_di
         "z_dim": int(g_config["z_dim"]),
         "embedding_dim": int(g_config["embedding_dim"]),
         "max_tokens": int(max_tokens),
-        "global_batch_size": int(batch_size),
+        "batch_size_per_update": int(batch_size),
         "d_steps_per_g_step": model.d_steps_per_g_step,
+        "batch_size_per_step": int(batch_size) * model.d_steps_per_g_step,
         "data_variant": data_variant,
         "sentence_embedding": sentence_embedding,
         "mixed_precision": mixed_precision,
@@ -176,7 +177,9 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
       model_fn: (generator, discriminator, max_tokens=..., image_encoder=...) -> XMCGAN.
       image_encoder_fn: () -> frozen image encoder or None (L_img^enc off), e.g.
         `pretrained_image_encoder.load_image_encoder`.
-      batch_size: global batch size per step (all replicas, all D/joint slices).
+      batch_size: global batch size of each update (all replicas), as the released code's
+        `batch_size`: a step with `d_steps_per_g_step` updates reads that many batches, e.g.
+        2 × 56 at the paper's 128 px setting.
       max_tokens: T; checked against the dataset.
       data_variant: input_pipeline variant ("single", "two_captions", "label_pairs").
       sentence_embedding: "official", "masked_mean" or "cls".
@@ -256,10 +259,10 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
         image_encoder = image_encoder_fn() if image_encoder_fn is not None else None
         model = model_fn(generator, discriminator, max_tokens=max_tokens,
                          image_encoder=image_encoder)
-        slices = replicas * model.d_steps_per_g_step
-        if batch_size % slices:
-            raise ValueError(f"batch_size {batch_size} must be divisible by replicas × "
-                             f"d_steps_per_g_step = {replicas} × {model.d_steps_per_g_step}")
+        if batch_size % replicas:
+            raise ValueError(f"batch_size {batch_size} (per update) must be divisible by the "
+                             f"number of replicas, {replicas}")
+        step_batch_size = batch_size * model.d_steps_per_g_step
         model.compile(
             d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
             g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2))
@@ -268,9 +271,10 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
     image_size, z_dim = int(g_config["image_size"]), int(g_config["z_dim"])
     embedding_dim = int(g_config["embedding_dim"])
 
-    # One batch of GLOBAL / num_workers examples per step from this worker's shards.
+    # One batch of d_steps_per_g_step × GLOBAL / num_workers examples per step from this
+    # worker's shards: each update of the step takes its own slice of it.
     dataset = input_pipeline.make_dataset(
-        data_dir, "train", batch_size=batch_size, training=True, max_tokens=max_tokens,
+        data_dir, "train", batch_size=step_batch_size, training=True, max_tokens=max_tokens,
         embedding_dim=embedding_dim, image_size=image_size, variant=data_variant,
         sentence_embedding=sentence_embedding, z_dim=z_dim, seed=seed,
         shuffle_buffer=shuffle_buffer, label_rule=label_rule,
@@ -298,8 +302,9 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
         logging.info("resumed from %s at step %d", resumed_from, start_step)
     else:
         logging.info("starting a fresh run in %s", model_dir)
-    logging.info("strategy %s, %d replica(s), global batch %d", distribute.strategy_name(strategy),
-                 replicas, batch_size)
+    logging.info("strategy %s, %d replica(s), global batch %d per update, %d update(s) per step",
+                 distribute.strategy_name(strategy), replicas, batch_size,
+                 model.d_steps_per_g_step)
 
     sample_batch = None
     if chief:
@@ -346,7 +351,7 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
             if current % log_every == 0 or current == num_steps:
                 rate = progress.tick(current)
                 scalars = {**values, **learning_rates, "perf/steps_per_sec": rate,
-                           "perf/images_per_sec": rate * batch_size}
+                           "perf/images_per_sec": rate * step_batch_size}
                 reports.scalars(current, scalars)
                 progress.log(current, values, rate)
                 for tracker in model.metrics:
