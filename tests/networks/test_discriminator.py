@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
+from xmcgan_tf.layers import spectral_normalization
 from xmcgan_tf.networks import discriminator
 
 BATCH, DIM = 2, 16
@@ -43,23 +44,25 @@ class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
             self.assertEqual(value.dtype, tf.float32)
 
     def test_outputs_match_recomputation(self):
-        """[0,1]→[-1,1], regions at 16×16, x_pool = spatial SUM of ReLU, projection logit."""
+        """Images in [0, 1] as they are, regions at 16×16, x_pool = spatial SUM of ReLU, projection logit."""
         model = _tiny(64)
         images, sentence = _inputs(64, seed=1)
         outputs = model(images, sentence, training=False)
 
-        x = model.optimized_block(images * 2.0 - 1.0)  # 32×32
+        x = model.optimized_block(images)  # 32×32, no rescale of the [0, 1] input
         features = []
         for block in model.blocks:
             x = block(x)
             features.append(np.array(x))
-        region_conv = model.region_projection.layer
-        regions = features[0] @ np.array(region_conv.kernel)[0, 0] + np.array(region_conv.bias)
+        # W / σ with the stored power-iteration vectors (inference does not update them).
+        kernel = lambda layer: np.array(layer.normalized_kernel())  # noqa: E731
+        region_conv = model.region_projection
+        regions = features[0] @ kernel(region_conv)[0, 0] + np.array(region_conv.bias)
         x_pool = np.maximum(features[-1], 0.0).sum(axis=(1, 2))
-        e = (sentence @ np.array(model.sentence_projection.layer.kernel)
-             + np.array(model.sentence_projection.layer.bias))
-        logits = (x_pool @ np.array(model.logit.layer.kernel)[:, 0]
-                  + np.array(model.logit.layer.bias)[0] + (x_pool * e).sum(axis=-1))
+        e = (sentence @ kernel(model.sentence_projection)
+             + np.array(model.sentence_projection.bias))
+        logits = (x_pool @ kernel(model.logit)[:, 0]
+                  + np.array(model.logit.bias)[0] + (x_pool * e).sum(axis=-1))
 
         self.assertAllClose(outputs.region_features, regions.reshape(BATCH, 256, DIM),
                             rtol=1e-4, atol=1e-4)
@@ -69,7 +72,7 @@ class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_channel_and_downsample_tables(self):
         model = _tiny(128, df_dim=3)
-        self.assertEqual(model.optimized_block.filters, 6)
+        self.assertEqual(model.optimized_block.filters, 3)  # df, as in the released code
         self.assertEqual([b.filters for b in model.blocks], [6, 12, 24, 48, 48])
         self.assertEqual([b.downsample for b in model.blocks], [True] * 4 + [False])
         model = _tiny(256, df_dim=3)
@@ -82,17 +85,18 @@ class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
         model = _tiny()
         model(*_inputs(64))
         layers = list(model._flatten_layers(include_self=False))
-        wrapped = {id(layer.layer) for layer in layers
-                   if isinstance(layer, keras.layers.SpectralNormalization)}
-        kernels = [layer for layer in layers
-                   if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+        spectral = [layer for layer in layers
+                    if isinstance(layer, (spectral_normalization.SpectralConv2D,
+                                          spectral_normalization.SpectralDense))]
         # 64 px: 3 convs in each of the 5 blocks (all have a 1×1 shortcut: they downsample
         # or change channels) + region projection + logit + sentence projection.
-        self.assertLen(kernels, 18)
-        for layer in kernels:
-            self.assertIn(id(layer), wrapped, layer.name)
+        self.assertLen(spectral, 18)
+        kernels = [v.path for v in model.trainable_weights if v.path.endswith("/kernel")]
+        self.assertLen(kernels, 18)  # every kernel belongs to a spectral layer
         self.assertEmpty([layer for layer in layers
-                          if isinstance(layer, keras.layers.BatchNormalization)])
+                          if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense,
+                                                keras.layers.SpectralNormalization,
+                                                keras.layers.BatchNormalization))])
 
     def test_power_iteration_runs_only_in_training(self):
         model = _tiny()
@@ -167,9 +171,9 @@ class DiscriminatorParameterCountTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(
         # Paper widths: df = 96, D = 768 (BERT-base).
-        (64, 96, 768, 45_730_177, 45_741_698),
-        (128, 96, 768, 88_348_033, 88_362_626),
-        (256, 8, 32, 689_089, 690_466),
+        (64, 96, 768, 45_293_857, 45_305_090),
+        (128, 96, 768, 87_911_713, 87_926_018),
+        (256, 8, 32, 685_817, 687_170),
     )
     def test_parameter_count(self, image_size, df_dim, embedding_dim, trainable, total):
         model = discriminator.Discriminator(image_size=image_size, df_dim=df_dim,
@@ -183,5 +187,5 @@ class DiscriminatorParameterCountTest(tf.test.TestCase, parameterized.TestCase):
     def test_parameter_count_256_paper_width(self):
         model = discriminator.Discriminator(image_size=256, df_dim=96, embedding_dim=768)
         model(keras.KerasTensor((1, 256, 256, 3)), keras.KerasTensor((1, 768)))
-        self.assertEqual(_trainable_count(model), 99_851_905)
-        self.assertEqual(model.count_params(), 99_868_802)
+        self.assertEqual(_trainable_count(model), 99_415_585)
+        self.assertEqual(model.count_params(), 99_432_194)

@@ -6,6 +6,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from tests import layer_test_helper
+from xmcgan_tf.layers import spectral_normalization
 from xmcgan_tf.networks import discriminator_blocks
 
 
@@ -14,9 +15,14 @@ def _random(shape, seed):
 
 
 def _zero_residual_branch(block):
-    kernel = block.conv2.layer.kernel
+    kernel = block.conv2.kernel
     kernel.assign(tf.zeros_like(kernel))
-    block.conv2.layer.bias.assign(tf.zeros_like(block.conv2.layer.bias))
+    block.conv2.bias.assign(tf.zeros_like(block.conv2.bias))
+
+
+def _normalized_kernel(layer):
+    """W / σ with the layer's current power-iteration vector (u unchanged)."""
+    return np.array(layer.normalized_kernel(training=False))
 
 
 class DiscOptimizedBlockTest(tf.test.TestCase):
@@ -35,8 +41,8 @@ class DiscOptimizedBlockTest(tf.test.TestCase):
         block(x, training=False)
         _zero_residual_branch(block)
         pooled = x.reshape(2, 2, 2, 2, 2, 3).mean(axis=(2, 4))
-        conv = block.shortcut_conv.layer
-        want = pooled @ np.array(conv.kernel)[0, 0] + np.array(conv.bias)
+        conv = block.shortcut_conv
+        want = pooled @ _normalized_kernel(conv)[0, 0] + np.array(conv.bias)
         self.assertAllClose(block(x, training=False), want, rtol=1e-5, atol=1e-5)
 
 
@@ -71,36 +77,43 @@ class DiscBlockTest(tf.test.TestCase, parameterized.TestCase):
         block = discriminator_blocks.DiscBlock(5, downsample=True)
         block(x)
         _zero_residual_branch(block)
-        conv = block.shortcut_conv.layer
-        projected = x @ np.array(conv.kernel)[0, 0] + np.array(conv.bias)
+        conv = block.shortcut_conv
+        projected = x @ _normalized_kernel(conv)[0, 0] + np.array(conv.bias)
         want = projected.reshape(2, 2, 2, 2, 2, 5).mean(axis=(2, 4))
         self.assertAllClose(block(x), want, rtol=1e-5, atol=1e-5)
 
 
 class SpectralLayersTest(tf.test.TestCase):
 
-    def test_wrappers_use_one_power_iteration(self):
+    def test_factories_build_spectral_layers(self):
         conv = discriminator_blocks.spectral_conv(4, 3, "conv")
         dense = discriminator_blocks.spectral_dense(4, "dense")
-        for layer, inner in ((conv, keras.layers.Conv2D), (dense, keras.layers.Dense)):
-            self.assertIsInstance(layer, keras.layers.SpectralNormalization)
-            self.assertIsInstance(layer.layer, inner)
-            self.assertEqual(layer.power_iterations, 1)
+        self.assertIsInstance(conv, spectral_normalization.SpectralConv2D)
+        self.assertIsInstance(dense, spectral_normalization.SpectralDense)
+        self.assertEqual((conv.filters, conv.kernel_size, conv.padding), (4, (3, 3), "same"))
+        self.assertEqual(dense.units, 4)
+        for layer in (conv, dense):
+            self.assertIsInstance(layer.kernel_initializer, keras.initializers.GlorotNormal)
+            self.assertTrue(layer.use_bias)
 
     def test_training_calls_drive_top_singular_value_to_one(self):
         conv = discriminator_blocks.spectral_conv(6, 3, "conv")
         x = _random([1, 5, 5, 4], 3)
         conv(x, training=False)
-        conv.layer.kernel.assign(conv.layer.kernel * 10.0)
+        conv.kernel.assign(conv.kernel * 10.0)
         for _ in range(30):
             conv(x, training=True)
-        kernel = np.array(conv.layer.kernel).reshape(-1, 6)
+        kernel = _normalized_kernel(conv).reshape(-1, 6)
         self.assertAllClose(np.linalg.svd(kernel, compute_uv=False)[0], 1.0, atol=1e-3)
 
-    def test_inference_calls_leave_kernel_unchanged(self):
+    def test_inference_calls_leave_kernel_and_u_unchanged(self):
         dense = discriminator_blocks.spectral_dense(3, "dense")
         x = _random([2, 4], 4)
         dense(x, training=False)
-        before = np.array(dense.layer.kernel)
+        before = [np.array(v) for v in dense.weights]
         dense(x, training=False)
-        self.assertAllEqual(dense.layer.kernel, before)
+        for variable, value in zip(dense.weights, before):
+            self.assertAllEqual(variable, value)
+        dense(x, training=True)
+        self.assertAllEqual(dense.kernel, before[0])  # training only updates u
+        self.assertNotAllClose(dense.vector_u, before[2])

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
+from xmcgan_tf.layers import spectral_normalization
 from xmcgan_tf.networks import generator
 
 BATCH, TOKENS, DIM, Z_DIM = 2, 6, 16, 16
@@ -80,7 +81,9 @@ class GeneratorTest(tf.test.TestCase, parameterized.TestCase):
         layers = list(model._flatten_layers(include_self=False))
         self.assertNotEmpty([layer for layer in layers if isinstance(layer, keras.layers.Conv2D)])
         self.assertEmpty([layer for layer in layers
-                          if isinstance(layer, keras.layers.SpectralNormalization)])
+                          if isinstance(layer, (keras.layers.SpectralNormalization,
+                                                spectral_normalization.SpectralDense,
+                                                spectral_normalization.SpectralConv2D))])
 
     def test_gradients_reach_every_weight(self):
         model = _tiny()

@@ -1,14 +1,14 @@
 """XMC-GAN discriminator (SPEC §2; Zhang et al. 2021, arXiv:2101.04702, Fig. 3).
 
-    x = 2·images − 1                                              [0, 1] → [−1, 1]
-    x = OptimizedBlock(2df)(x), then DiscBlocks (channel / downsample tables below)
+    x = OptimizedBlock(df)(images), then DiscBlocks (channel / downsample tables below)
     regions = SN Conv1×1(D)(block output at cond_size × cond_size) → [B, R, D]
     x_pool = Σ_{h,w} ReLU(x) of the last block                    [B, C] (a sum, not a mean)
     e = SN Dense(C)(sentence)                                     [B, C]
     logit = SN Dense(1)(x_pool) + Σ_c x_pool ⊙ e                   projection discriminator
 
-Spectral normalisation (one power iteration) wraps every convolution and dense layer; there is
-no normalisation layer. The caller concatenates real and fake images (and their sentences)
+D takes the images in [0, 1] as they are (the released code does not rescale them). Spectral
+normalisation (one power iteration) wraps every convolution and dense layer; there is no
+normalisation layer. The caller concatenates real and fake images (and their sentences)
 into one batch so both go through D in one pass. D returns features, never losses: x_pool and
 e feed L_sent and L_img, the regions feed L_word (`xmcgan_tf.losses`).
 
@@ -27,8 +27,8 @@ from keras import ops
 from xmcgan_tf.layers import shape_checks
 from xmcgan_tf.networks import discriminator_blocks
 
-# Output channels (× df) of the optimized (first) block.
-OPTIMIZED_BLOCK_CHANNELS = 2
+# Output channels (× df) of the optimized (first) block: df, as in the released code.
+OPTIMIZED_BLOCK_CHANNELS = 1
 
 # Output channels (× df) and downsampling of the DiscBlocks that follow, keyed by image size.
 BLOCK_CHANNELS = {
@@ -128,8 +128,7 @@ class Discriminator(keras.Model):
         shape_checks.assert_shape(sentence, [images.shape[0], self.embedding_dim],
                                   "Discriminator input sentence")
 
-        x = images * 2.0 - 1.0  # [−1, 1]
-        x = self.optimized_block(x, training=training)
+        x = self.optimized_block(images, training=training)
         region_input = x
         for index, block in enumerate(self.blocks, start=1):
             x = block(x, training=training)

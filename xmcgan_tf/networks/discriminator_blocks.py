@@ -1,8 +1,9 @@
 """Residual down-sampling blocks of the XMC-GAN discriminator (SPEC §2).
 
-Every convolution and dense layer of the discriminator is wrapped in
-`keras.layers.SpectralNormalization` with one power iteration; `spectral_conv` and
-`spectral_dense` build them (Glorot-normal kernels, as in the released code).
+Every convolution and dense layer of the discriminator is spectrally normalised with one
+power iteration per call, the kernel divided by σ inside the call as in the released code
+(`xmcgan_tf.layers.spectral_normalization`); `spectral_conv` and `spectral_dense` build them
+(Glorot-normal kernels, as in the released code).
 
     DiscOptimizedBlock (first block, on images):
         h = down(conv3(ReLU(conv3(x))));      out = h + conv1(down(x))
@@ -25,49 +26,43 @@ from keras import ops
 
 from xmcgan_tf.layers import resampling
 from xmcgan_tf.layers import shape_checks
-
-# One power iteration per call, as in the paper and the released code.
-POWER_ITERATIONS = 1
+from xmcgan_tf.layers import spectral_normalization
 
 
 def spectral_conv(filters: int, kernel_size: int, name: str, dtype: Any = None,
                   kernel_initializer: Any = "glorot_normal") -> keras.layers.Layer:
-    """A same-padded Conv2D with spectral normalisation.
+    """A same-padded, spectrally normalised Conv2D (with bias).
 
     Args:
       filters: output channels.
       kernel_size: square kernel size.
-      name: name of the wrapper; the wrapped Conv2D is named `<name>_conv`.
-      dtype: dtype policy of both layers.
+      name: layer name.
+      dtype: dtype policy.
       kernel_initializer: kernel initializer.
 
     Returns:
-      `keras.layers.SpectralNormalization(Conv2D(...), power_iterations=1)`.
+      A `spectral_normalization.SpectralConv2D`.
     """
-    conv = keras.layers.Conv2D(filters, kernel_size, padding="same",
-                               kernel_initializer=kernel_initializer, name=f"{name}_conv",
-                               dtype=dtype)
-    return keras.layers.SpectralNormalization(conv, power_iterations=POWER_ITERATIONS, name=name,
-                                              dtype=dtype)
+    return spectral_normalization.SpectralConv2D(filters, kernel_size, padding="same",
+                                                 kernel_initializer=kernel_initializer,
+                                                 name=name, dtype=dtype)
 
 
 def spectral_dense(units: int, name: str, dtype: Any = None,
                    kernel_initializer: Any = "glorot_normal") -> keras.layers.Layer:
-    """A Dense layer (with bias) with spectral normalisation.
+    """A spectrally normalised Dense layer (with bias).
 
     Args:
       units: output features.
-      name: name of the wrapper; the wrapped Dense is named `<name>_dense`.
-      dtype: dtype policy of both layers.
+      name: layer name.
+      dtype: dtype policy.
       kernel_initializer: kernel initializer.
 
     Returns:
-      `keras.layers.SpectralNormalization(Dense(...), power_iterations=1)`.
+      A `spectral_normalization.SpectralDense`.
     """
-    dense = keras.layers.Dense(units, kernel_initializer=kernel_initializer,
-                               name=f"{name}_dense", dtype=dtype)
-    return keras.layers.SpectralNormalization(dense, power_iterations=POWER_ITERATIONS,
-                                              name=name, dtype=dtype)
+    return spectral_normalization.SpectralDense(units, kernel_initializer=kernel_initializer,
+                                                name=name, dtype=dtype)
 
 
 class DiscOptimizedBlock(keras.layers.Layer):
