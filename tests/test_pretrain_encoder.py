@@ -66,3 +66,20 @@ def test_missing_binding_is_a_clear_error(tmp_path):
             pretrain_encoder.run_pretraining()
     finally:
         gin.clear_config()
+
+
+@pytest.mark.parametrize("variant,form,masked", [("t2icl", "attngan", True),
+                                                 ("damsm", "xmcgan", False),
+                                                 ("scl", "xmcgan", False)])
+def test_damsm_form_of_each_variant(variant, form, masked):
+    # T2I_CL follows the released AttnGAN/T2I_CL DAMSM; the judge (damsm) and SCL keep the
+    # XMC-GAN word-region score. Either is a gin binding away.
+    gin.clear_config()
+    try:
+        gin_config.parse_config([f"experiments/synthetic_encoder_{variant}_64.gin"],
+                                ["MODEL_DIR='x'", "DATA_DIR='y'"])
+        query = "dual_encoder_pretraining.DualEncoderPretraining."
+        assert gin.query_parameter(query + "damsm_form") == form
+        assert gin.query_parameter(query + "mask_same_class") is masked
+    finally:
+        gin.clear_config()

@@ -114,3 +114,68 @@ def supcon(features: np.ndarray, labels, temperature: float) -> float:
         anchor_losses.append(-np.mean([z[a] @ z[p] / temperature - denominator
                                        for p in positives]))
     return float(np.mean(anchor_losses)) if anchor_losses else 0.0
+
+
+def _softmax(values) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    return np.exp(values - log_sum_exp(values))
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-8))
+
+
+def attngan_word_region_score(regions: np.ndarray, words: np.ndarray, num_words: int,
+                              gamma1: float, gamma2: float) -> float:
+    """AttnGAN-code R for one image ([R, K] regions) and one caption's first `num_words` words.
+
+    s_rt = v_r · e_t; per region r a softmax over the words; ×γ1; per word t a softmax over the
+    regions gives α_t; c_t = Σ_r α_tr v_r; R = log Σ_t exp(γ2 cos(c_t, e_t)) (no 1/γ2).
+    """
+    v = np.asarray(regions, np.float64)
+    e = np.asarray(words, np.float64)[:num_words]
+    num_regions = len(v)
+    dots = np.array([[v[r] @ e[t] for t in range(num_words)] for r in range(num_regions)])
+    over_words = np.array([_softmax(dots[r, :]) for r in range(num_regions)])  # [R, n]
+    terms = []
+    for t in range(num_words):
+        alpha = _softmax([gamma1 * over_words[r, t] for r in range(num_regions)])
+        context = sum(alpha[r] * v[r] for r in range(num_regions))
+        terms.append(gamma2 * _cosine(context, e[t]))
+    return log_sum_exp(terms)
+
+
+def attngan_word_region_similarity(regions, words, num_words, gamma1, gamma2) -> np.ndarray:
+    """[B, N] matrix of the AttnGAN-code R(image b, caption i)."""
+    return np.array([[attngan_word_region_score(regions[b], words[i], int(num_words[i]),
+                                                gamma1, gamma2)
+                      for i in range(len(words))] for b in range(len(regions))])
+
+
+def masked_symmetric_cross_entropy(logits: np.ndarray, labels=None) -> float:
+    """Row CE + column CE of square logits (matches on the diagonal) where an off-diagonal pair
+    (i, j) with labels[i] == labels[j] >= 0 is left out of both softmax denominators."""
+    logits = np.asarray(logits, np.float64)
+    n = len(logits)
+
+    def kept(i, j):
+        return i == j or labels is None or labels[i] < 0 or labels[i] != labels[j]
+
+    rows = [-(logits[i, i] - log_sum_exp([logits[i, j] for j in range(n) if kept(i, j)]))
+            for i in range(n)]
+    columns = [-(logits[i, i] - log_sum_exp([logits[j, i] for j in range(n) if kept(i, j)]))
+               for i in range(n)]
+    return float(np.mean(rows) + np.mean(columns))
+
+
+def attngan_damsm_word(regions, words, num_words, labels=None, gamma1=4.0, gamma2=5.0,
+                       gamma3=10.0) -> float:
+    """AttnGAN-code DAMSM word loss: symmetric CE of γ3 · R, same-class negatives dropped."""
+    return masked_symmetric_cross_entropy(
+        gamma3 * attngan_word_region_similarity(regions, words, num_words, gamma1, gamma2),
+        labels)
+
+
+def damsm_sentence(image, sentence, labels=None, gamma3=10.0) -> float:
+    """DAMSM sentence loss: symmetric CE of γ3 · cos(v̄_b, ē_i), same-class negatives dropped."""
+    return masked_symmetric_cross_entropy(gamma3 * cosine_logits(image, sentence, 1.0), labels)
