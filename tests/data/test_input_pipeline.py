@@ -229,6 +229,13 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreater(sum(len(ks) >= 2 for ks in captions_per_image.values()),
                            NUM_IMAGES // 3)
 
+    def test_training_without_random_flip_keeps_every_image_as_it_is(self):
+        batches = _take(_make(self.data_dir, training=True, random_flip=False), 2)
+        for batch in batches:
+            for i, caption in enumerate(batch["caption"]):
+                expected = _expected_image(self._record(caption))
+                self.assertAllClose(batch["image"][i], expected, atol=1e-5)
+
     def test_z_is_standard_normal_and_reproducible(self):
         a = _take(_make(self.data_dir, training=True, seed=3), 4)
         b = _take(_make(self.data_dir, training=True, seed=3), 4)

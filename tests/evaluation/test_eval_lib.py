@@ -9,6 +9,7 @@ import tensorflow as tf
 from tests.evaluation import conftest
 from xmcgan_tf.evaluation import domain_evaluator
 from xmcgan_tf.evaluation import eval_lib
+from xmcgan_tf.evaluation import image_quality
 from xmcgan_tf.evaluation import object_accuracy
 from xmcgan_tf.evaluation import registry
 
@@ -51,10 +52,10 @@ class StandInJudge:
 
 
 def _run(scenes_dir, evaluator_dir, cache_dir, seed=0, metrics=("fid", "kid", "is", "objacc",
-                                                                 "rprec")):
+                                                                 "rprec"), num=NUM):
     return eval_lib.evaluate_generators(
         {"raw": StandInGenerator(1), "ema": StandInGenerator(2)}, data_dir=scenes_dir,
-        image_size=64, z_dim=8, step=3, checkpoint="ckpt-3", metrics=metrics, num_samples=NUM,
+        image_size=64, z_dim=8, step=3, checkpoint="ckpt-3", metrics=metrics, num_samples=num,
         feature_network="domain", split="val", evaluator_dir=evaluator_dir,
         judge=StandInJudge(), batch_size=32, seed=seed, cache_dir=cache_dir)
 
@@ -67,6 +68,7 @@ def test_all_metrics_deterministic_and_cached(scenes_dir, trained_evaluator, tmp
     assert set(by_key) == {(m, g) for m in ("fid", "kid", "is", "objacc", "rprec")
                            for g in ("raw", "ema")} | {("is", "real"), ("objacc", "real"),
                                                        ("rprec", "real")}
+    # No FID/KID floor: the 64 train images are fewer than the protocol's NUM.
     for r in results:
         assert r.num_samples == NUM and r.real_split == "val" and r.step == 3
         assert np.isfinite(r.value), r
@@ -86,6 +88,29 @@ def test_all_metrics_deterministic_and_cached(scenes_dir, trained_evaluator, tmp
 
     table = eval_lib.format_table(results)
     assert "| protocol | raw | ema | real |" in table and f"| fid_domain_val_{NUM} |" in table
+
+
+def test_fid_and_kid_floors_compare_two_disjoint_real_sets(scenes_dir, trained_evaluator,
+                                                           tmp_path):
+    """The 'real' FID and KID are the distances between the train and the val images."""
+    evaluator_dir, _ = trained_evaluator
+    num = 60  # of the 64 train and 120 val images
+    results = _run(scenes_dir, evaluator_dir, str(tmp_path / "cache"), metrics=("fid", "kid"),
+                   num=num)
+    by_key = {(r.metric, r.generator): r for r in results}
+    extractor = eval_lib.feature_extractors.make_feature_extractor(
+        "domain", evaluator_dir=evaluator_dir)
+    features = {split: eval_lib.real_statistics.run_network(
+        extractor, eval_lib.real_statistics.eval_examples(
+            scenes_dir, split, image_size=64, batch_size=32, num_samples=num).map(
+            lambda batch: batch["image"]))["features"] for split in ("train", "val")}
+    assert len(features["train"]) == len(features["val"]) == num
+    assert by_key[("fid", "real")].protocol == by_key[("fid", "raw")].protocol
+    expected = image_quality.frechet_distance(features["val"], features["train"])
+    assert by_key[("fid", "real")].value == pytest.approx(expected, rel=1e-4)
+    assert by_key[("fid", "real")].value < by_key[("fid", "raw")].value
+    kid, _ = image_quality.kernel_distance(features["val"], features["train"])
+    assert by_key[("kid", "real")].value == pytest.approx(kid, rel=1e-4, abs=1e-6)
 
 
 def test_real_object_accuracy_matches_the_evaluator(scenes_dir, trained_evaluator, tmp_path):
@@ -129,7 +154,7 @@ def test_evaluate_checkpoints_in_watch_mode(scenes_dir, trained_evaluator, tmp_p
     produced = eval_lib.watch(model_dir, poll_seconds=0.0, max_idle_seconds=0.0,
                               on_results=seen.append, **kwargs)
     assert {(r.metric, r.generator) for r in produced} == {
-        ("fid", "ema"), ("objacc", "ema"), ("objacc", "real")}
+        ("fid", "ema"), ("fid", "real"), ("objacc", "ema"), ("objacc", "real")}
     assert all(r.step == 10 and r.checkpoint.endswith("ckpt-10") for r in produced)
     assert seen == [produced]
 
@@ -139,7 +164,8 @@ def test_evaluate_checkpoints_in_watch_mode(scenes_dir, trained_evaluator, tmp_p
     assert {r.step for r in produced} == {20}
     assert eval_lib.watch(model_dir, poll_seconds=0.0, max_idle_seconds=0.0, **kwargs) == []
     records = registry.read_reports(model_dir, "fid_domain_val_16")
-    assert [(r["step"], r["generator"]) for r in records] == [(10, "ema"), (20, "ema")]
+    assert [(r["step"], r["generator"]) for r in records] == [
+        (10, "ema"), (10, "real"), (20, "ema"), (20, "real")]
     objacc = registry.read_reports(model_dir, "objacc_domain_val_16")
     assert [(r["step"], r["generator"]) for r in objacc] == [
         (10, "ema"), (10, "real"), (20, "ema"), (20, "real")]

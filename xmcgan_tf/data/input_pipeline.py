@@ -155,8 +155,9 @@ def _caption_fields(example: dict, index: tf.Tensor, max_tokens: int, method: st
     }
 
 
-def _example_fn(*, training: bool, max_tokens: int, embedding_dim: int, image_size: int,
-                variant: str, method: str, z_dim: int, keep_labels: bool, key: np.ndarray):
+def _example_fn(*, training: bool, random_flip: bool, max_tokens: int, embedding_dim: int,
+                image_size: int, variant: str, method: str, z_dim: int, keep_labels: bool,
+                key: np.ndarray):
     """The per-record map function (index [] int64, serialized [] string) -> dict."""
     base_key = tf.constant(key, tf.int64)  # [2]
 
@@ -169,7 +170,7 @@ def _example_fn(*, training: bool, max_tokens: int, embedding_dim: int, image_si
 
         image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
         image = tf.image.resize(image, [image_size, image_size], method="bilinear")
-        if training:
+        if training and random_flip:
             image = tf.image.stateless_random_flip_left_right(image, flip_key)
         image = tf.ensure_shape(tf.clip_by_value(image / 255.0, 0.0, 1.0),
                                 [image_size, image_size, 3])
@@ -200,7 +201,7 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
                  embedding_dim: int, image_size: int, variant: str = SINGLE,
                  sentence_embedding: str = sentence_embedding_lib.OFFICIAL, z_dim: int = 128,
                  seed: int = 0, repeat: int | None = None, shuffle_buffer: int = 256,
-                 label_rule: str = pairing.LARGEST_AREA,
+                 label_rule: str = pairing.LARGEST_AREA, random_flip: bool = True,
                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
     """Batched examples of one split.
 
@@ -209,8 +210,9 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
       split: split name, e.g. "train" or "val".
       batch_size: global batch size; with `input_context` each batch holds
         `input_context.get_per_replica_batch_size(batch_size)` examples.
-      training: True: shuffled shards and examples, random flips, a uniformly drawn caption,
-        endless by default. False: deterministic order, no flip, caption 0, one pass by default.
+      training: True: shuffled shards and examples, random flips (with `random_flip`), a
+        uniformly drawn caption, endless by default. False: deterministic order, no flip,
+        caption 0, one pass by default.
       max_tokens: T the model expects; must equal the dataset's.
       embedding_dim: D the model expects; must equal the dataset's.
       image_size: S, images are resized to [S, S].
@@ -227,6 +229,8 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
       label_rule: "largest_area" (pairs by `image/label`; label -1 dropped) or "any_shared"
         (pairs by any id of `image/labels`; `label` and `label_2` are the shared id), for
         "label_pairs".
+      random_flip: flip training images left-right at random. Turn it off when captions name
+        left and right (the synthetic scenes: a flip would contradict the caption).
       input_context: from `tf.distribute.Strategy.distribute_datasets_from_function`; this
         input pipeline reads shards `input_pipeline_id::num_input_pipelines`. Without it the
         dataset keeps the AUTO auto-shard policy.
@@ -285,7 +289,7 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
                                deterministic=True)
 
     process = _example_fn(
-        training=training, max_tokens=max_tokens, embedding_dim=embedding_dim,
+        training=training, random_flip=random_flip, max_tokens=max_tokens, embedding_dim=embedding_dim,
         image_size=image_size, variant=variant, method=sentence_embedding, z_dim=z_dim,
         keep_labels=variant == LABEL_PAIRS and label_rule == pairing.ANY_SHARED,
         key=np.array(key, np.int64))

@@ -155,7 +155,10 @@ def evaluate_generators(generators: Mapping[str, GeneratorFn], *, data_dir: str,
       max_tokens: T the generators expect (checked against the dataset when given).
       embedding_dim: D the generators expect (checked against the dataset when given).
       cache_dir: real-statistics cache; default `DATA_DIR/eval_cache`.
-      real_reference: also score the real images for metrics that have a real reference.
+      real_reference: also score the real images for metrics that have a real reference,
+        and give FID and KID their floor: the distance between the first N images of
+        `registry.FLOOR_SPLIT` and of `split` (reported as generator 'real'; skipped when
+        that split is the evaluated one or holds fewer than N images).
 
     Returns:
       One MetricResult per metric and generator (plus 'real' references).
@@ -252,6 +255,21 @@ def evaluate_generators(generators: Mapping[str, GeneratorFn], *, data_dir: str,
         score(name, inputs(outputs), chosen)
     if real_reference:
         score("real", inputs(real_side), [m for m in chosen if m.real_reference])
+        floors = [m for m in chosen if m.floor_reference]
+        floor_split = registry.FLOOR_SPLIT
+        if floors and extractor is not None and floor_split != split:
+            if int(info.splits.get(floor_split, 0)) < count:
+                logging.warning("no FID/KID floor: split %r holds fewer than the %d images "
+                                "of the protocol", floor_split, count)
+                return results
+            other = real_statistics.real_outputs(
+                extractor, network_name=extractor.name,
+                network_fingerprint=extractor.fingerprint, data_dir=data_dir,
+                split=floor_split, image_size=image_size, num_samples=count,
+                batch_size=batch_size, cache_dir=cache_dir)
+            score("real", registry.MetricInputs(features=other,
+                                                real_features=real_side["features"],
+                                                seed=seed), floors)
     return results
 
 
@@ -339,6 +357,11 @@ def format_table(results: Sequence[registry.MetricResult]) -> str:
     for protocol, by_generator in rows.items():
         lines.append(f"| {protocol} | "
                      + " | ".join(cell(by_generator.get(c)) for c in columns) + " |")
+    if any(r.generator == "real" and registry.get_metric(r.metric).floor_reference
+           for r in results):
+        lines += ["", f"real: the real {first.real_split} images; for FID and KID the floor, "
+                      f"the distance between {registry.FLOOR_SPLIT} and {first.real_split} "
+                      f"images under the same protocol."]
     return "\n".join(lines)
 
 

@@ -35,6 +35,8 @@ from xmcgan_tf.evaluation import r_precision
 METRICS_SUBDIR = "metrics"
 TENSORBOARD_SUBDIR = os.path.join("tensorboard", "eval")
 GENERATORS = ("raw", "ema", "real")
+# The real images a distance's floor compares with the evaluated split's (see `Metric`).
+FLOOR_SPLIT = "train"
 
 # What a metric can need; eval_lib fills the matching MetricInputs fields.
 FEATURES = "features"  # feature-network outputs on the scored images
@@ -103,6 +105,9 @@ class Metric:
       protocol_format: protocol name with {network}, {split} and {n} placeholders.
       network: fixed network name (e.g. "dualenc"), or None to use the chosen feature network.
       real_reference: also scored on the real images (reported as generator 'real').
+      floor_reference: a distance between two image sets, whose 'real' value is its floor:
+        the distance between two disjoint sets of real images (FLOOR_SPLIT vs the evaluated
+        split), under the same protocol.
       higher_is_better: direction of improvement.
     """
 
@@ -113,6 +118,7 @@ class Metric:
     network: str | None
     real_reference: bool
     higher_is_better: bool
+    floor_reference: bool = False
 
     def network_name(self, feature_network: str) -> str:
         return self.network or feature_network
@@ -128,6 +134,7 @@ _METRICS: dict[str, Metric] = {}
 
 def register_metric(name: str, *, needs: Sequence[str], protocol: str,
                     network: str | None = None, real_reference: bool = False,
+                    floor_reference: bool = False,
                     higher_is_better: bool = False) -> Callable:
     """Decorator registering `fn(inputs: MetricInputs) -> MetricValue` under `name`.
 
@@ -137,6 +144,7 @@ def register_metric(name: str, *, needs: Sequence[str], protocol: str,
       protocol: protocol-name format with {network}, {split}, {n}.
       network: fixed network name, or None for the chosen feature network.
       real_reference: also report the value on the real images.
+      floor_reference: report the real-vs-real floor (see `Metric`).
       higher_is_better: direction of improvement.
     """
     unknown = sorted(set(needs) - set(NEEDS))
@@ -149,6 +157,7 @@ def register_metric(name: str, *, needs: Sequence[str], protocol: str,
         _METRICS[name] = Metric(name=name, fn=fn, needs=frozenset(needs),
                                 protocol_format=protocol, network=network,
                                 real_reference=real_reference,
+                                floor_reference=floor_reference,
                                 higher_is_better=higher_is_better)
         return fn
 
@@ -279,13 +288,15 @@ def read_reports(model_dir: str, protocol: str) -> list[dict]:
 # The metrics.
 
 
-@register_metric("fid", needs=(FEATURES, REAL_FEATURES), protocol="fid_{network}_{split}_{n}")
+@register_metric("fid", needs=(FEATURES, REAL_FEATURES), protocol="fid_{network}_{split}_{n}",
+                 floor_reference=True)
 def _fid(inputs: MetricInputs) -> MetricValue:
     return MetricValue(image_quality.frechet_distance(inputs.real_features["features"],
                                                       inputs.features["features"]))
 
 
-@register_metric("kid", needs=(FEATURES, REAL_FEATURES), protocol="kid_{network}_{split}_{n}")
+@register_metric("kid", needs=(FEATURES, REAL_FEATURES), protocol="kid_{network}_{split}_{n}",
+                 floor_reference=True)
 def _kid(inputs: MetricInputs) -> MetricValue:
     kid, std = image_quality.kernel_distance(inputs.real_features["features"],
                                              inputs.features["features"])

@@ -105,7 +105,7 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
              image_size: int = 64, batch_size: int = 64, learning_rate: float = 2e-4,
              data_variant: str = "single", sentence_embedding: str = "official",
              label_rule: str = "largest_area", shuffle_buffer: int = 256,
-             steps_per_checkpoint: int = 200, keep_checkpoints: int = 3,
+             random_flip: bool = True, steps_per_checkpoint: int = 200, keep_checkpoints: int = 3,
              validation_batches: int = 4, seed: int = 0, strategy: str = "default",
              tpu: str | None = None,
              encoder_fn: Callable[..., dual_encoder_lib.DualEncoder] = dual_encoder_lib.DualEncoder,
@@ -127,6 +127,8 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
         encoder's own sentence feature but kept consistent with the GAN stage's data).
       label_rule: `largest_area` or `any_shared` for `label_pairs`.
       shuffle_buffer: examples in the training shuffle buffer.
+      random_flip: random left-right flips of the training images (off when captions name
+        left and right).
       steps_per_checkpoint: steps between checkpoints (one Keras epoch).
       keep_checkpoints: checkpoints kept.
       validation_batches: batches of the `val` split evaluated at each checkpoint (0 = none).
@@ -185,7 +187,7 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
             data_dir, split, batch_size=batch_size, training=training, max_tokens=max_tokens,
             embedding_dim=info.embedding_dim, image_size=image_size, variant=data_variant,
             sentence_embedding=sentence_embedding, seed=seed + start, label_rule=label_rule,
-            shuffle_buffer=shuffle_buffer)
+            shuffle_buffer=shuffle_buffer, random_flip=random_flip)
         return dataset.map(_numeric)
 
     validation = None

@@ -157,7 +157,7 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
           image_encoder_fn: Callable[[], keras.layers.Layer | None] | None = None,
           batch_size: int = 56, max_tokens: int = 17, data_variant: str = "single",
           sentence_embedding: str = "official", label_rule: str = "largest_area",
-          shuffle_buffer: int = 256, seed: int = 0,
+          shuffle_buffer: int = 256, random_flip: bool = True, seed: int = 0,
           d_learning_rate: float = 4e-4, g_learning_rate: float = 1e-4, beta_1: float = 0.5,
           beta_2: float = 0.999,
           strategy: str = "default", tpu: str | None = None,
@@ -185,6 +185,8 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
       sentence_embedding: "official", "masked_mean" or "cls".
       label_rule: label pairing rule of "label_pairs".
       shuffle_buffer: input shuffle buffer.
+      random_flip: random left-right flips of the training images (off when captions name
+        left and right).
       seed: seed of the initial weights and of the input pipeline (shuffling, flips, caption
         choice, z).
       d_learning_rate: Adam learning rate of D.
@@ -231,7 +233,8 @@ def train(*, model_dir: str, data_dir: str, num_steps: int,
 
 def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, model_fn,
            image_encoder_fn, batch_size, max_tokens, data_variant, sentence_embedding,
-           label_rule, shuffle_buffer, seed, d_learning_rate, g_learning_rate, beta_1, beta_2,
+           label_rule, shuffle_buffer, random_flip, seed, d_learning_rate, g_learning_rate,
+           beta_1, beta_2,
            strategy, tpu, devices, mixed_precision, jit_compile, log_every, checkpoint_every,
            keep_checkpoints, sample_every, num_samples, operative_config) -> TrainResult:
     # The checkpointed iterator state names the shard files: one spelling of the directory
@@ -277,7 +280,7 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
         data_dir, "train", batch_size=step_batch_size, training=True, max_tokens=max_tokens,
         embedding_dim=embedding_dim, image_size=image_size, variant=data_variant,
         sentence_embedding=sentence_embedding, z_dim=z_dim, seed=seed,
-        shuffle_buffer=shuffle_buffer, label_rule=label_rule,
+        shuffle_buffer=shuffle_buffer, label_rule=label_rule, random_flip=random_flip,
         input_context=distribute.worker_input_context(strategy))
     iterator = iter(dataset.map(_without_strings))
 
