@@ -70,6 +70,22 @@ class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(outputs.sentence_projection, e, rtol=1e-4, atol=1e-4)
         self.assertAllClose(outputs.logits, logits, rtol=1e-4, atol=1e-3)
 
+    def test_centered_input_sees_images_in_minus_one_one(self):
+        released = _tiny(64)
+        centered = _tiny(64, centered_input=True)
+        images, sentence = _inputs(64, seed=2)
+        released(images, sentence)
+        centered(images, sentence)
+        centered.set_weights(released.get_weights())
+        self.assertTrue(centered.get_config()["centered_input"])
+        expected = released(images * 2.0 - 1.0, sentence, training=False)
+        outputs = centered(images, sentence, training=False)
+        for got, want in zip(outputs, expected):
+            self.assertAllClose(got, want, rtol=1e-5, atol=1e-5)
+        # The released input is different: [0, 1] as it is.
+        self.assertNotAllClose(released(images, sentence, training=False).logits,
+                               expected.logits)
+
     def test_channel_and_downsample_tables(self):
         model = _tiny(128, df_dim=3)
         self.assertEqual(model.optimized_block.filters, 3)  # df, as in the released code

@@ -350,7 +350,9 @@ def _header(variants: Sequence[str], protocol: EvalProtocol, num_steps: int, eva
         f"- Metrics: {'; '.join(parts)}.",
         f"- Protocols: {', '.join(f'`{p}`' for p in protocols)}.",
         "- Values at each variant's final step (mean ± std over folds/splits/blocks where "
-        "the metric has one); the real-image row scores the real images of the split.",
+        "the metric has one); the real-image row scores the real images of the split, and "
+        f"its FID and KID are the floor: {registry.FLOOR_SPLIT} images against the split's "
+        "under the same protocol.",
     ]
     return "\n".join(lines)
 

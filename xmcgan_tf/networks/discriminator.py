@@ -6,7 +6,11 @@
     e = SN Dense(C)(sentence)                                     [B, C]
     logit = SN Dense(1)(x_pool) + Σ_c x_pool ⊙ e                   projection discriminator
 
-D takes the images in [0, 1] as they are (the released code does not rescale them). Spectral
+D takes the images in [0, 1] as they are (the released code does not rescale them); with
+`centered_input` it sees 2·images − 1 in [−1, 1] instead. The released input puts a step of
+about the mean intensity at every image border (zero padding around values near 0.4), whose
+features are the same for real and fake images; on a small, briefly trained D they dominate the
+summed features (BENCHMARKS.md, "Fidelity"). Spectral
 normalisation (one power iteration) wraps every convolution and dense layer; there is no
 normalisation layer. The caller concatenates real and fake images (and their sentences)
 into one batch so both go through D in one pass. D returns features, never losses: x_pool and
@@ -67,6 +71,8 @@ class Discriminator(keras.Model):
       df_dim: discriminator width df (96 in the paper).
       embedding_dim: D, the dimension of the sentence embedding and of the region features.
       cond_size: spatial size of the block output that gives the region features.
+      centered_input: rescale the [0, 1] images to [−1, 1] before the first block (the released
+        code does not).
       **kwargs: `keras.Model` arguments (name, dtype).
 
     Raises:
@@ -74,7 +80,7 @@ class Discriminator(keras.Model):
     """
 
     def __init__(self, image_size: int = 128, df_dim: int = 96, embedding_dim: int = 768,
-                 cond_size: int = 16, **kwargs):
+                 cond_size: int = 16, centered_input: bool = False, **kwargs):
         super().__init__(**kwargs)
         if image_size not in BLOCK_CHANNELS:
             raise ValueError(f"Discriminator: image_size {image_size} is not supported; "
@@ -93,6 +99,7 @@ class Discriminator(keras.Model):
         self.df_dim = df_dim
         self.embedding_dim = embedding_dim
         self.cond_size = cond_size
+        self.centered_input = bool(centered_input)
         self._region_block = len(sizes) - 1 - sizes[::-1].index(cond_size)
         self._feature_channels = df_dim * channels[-1]
 
@@ -128,7 +135,8 @@ class Discriminator(keras.Model):
         shape_checks.assert_shape(sentence, [images.shape[0], self.embedding_dim],
                                   "Discriminator input sentence")
 
-        x = self.optimized_block(images, training=training)
+        x = images * 2.0 - 1.0 if self.centered_input else images
+        x = self.optimized_block(x, training=training)
         region_input = x
         for index, block in enumerate(self.blocks, start=1):
             x = block(x, training=training)
@@ -152,5 +160,6 @@ class Discriminator(keras.Model):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(image_size=self.image_size, df_dim=self.df_dim,
-                      embedding_dim=self.embedding_dim, cond_size=self.cond_size)
+                      embedding_dim=self.embedding_dim, cond_size=self.cond_size,
+                      centered_input=self.centered_input)
         return config
