@@ -4,8 +4,8 @@ Trains `gin/experiments/synthetic_xmcgan_64_demo.gin` at its own size (2,000 syn
 its step count) and scores G_ema's images of 500 validation captions with a domain evaluator
 trained as the demo trains it. The recall of the objects the captions name must be clearly
 above chance (≥ 0.05; images without the named objects score about 0.02, the code before the
-fidelity fixes 0.000); the target is ≥ 0.3, which the recipe does not reach yet (about 0.1 at
-600 steps, BENCHMARKS.md "Fidelity"): below it the test reports an expected failure.
+fidelity fixes 0.000); the target is ≥ 0.3, which the recipe does not reach yet (about 0.1 after
+the demo's steps, BENCHMARKS.md "Fidelity"): below it the test reports an expected failure.
 """
 
 import os
