@@ -21,16 +21,24 @@ def synthetic_dataset_dir(tmp_path_factory: pytest.TempPathFactory,
                           offline_text_encoder_dir: str) -> str:
     """A small synthetic-scenes dataset (64 px, 256 train / 64 val, T = 24) encoded with the
     offline text encoder, written once per test process; returns its directory."""
+    output_dir = str(tmp_path_factory.mktemp("synthetic_64"))
+    write_synthetic_dataset(output_dir, offline_text_encoder_dir, num_train=256, num_val=64,
+                            num_shards=2)
+    return output_dir
+
+
+def write_synthetic_dataset(output_dir: str, text_encoder_dir: str, *, num_train: int,
+                            num_val: int, num_shards: int) -> None:
+    """Writes 64 px synthetic scenes (seed 0, T = 24) encoded with the text encoder built in
+    `text_encoder_dir` (preprocess/, encoder/) to `output_dir`."""
     import os
 
     from data_tools import dataset_writer
     from data_tools import synthetic_scenes
 
-    output_dir = str(tmp_path_factory.mktemp("synthetic_64"))
-    handles = {"preprocessor": os.path.join(offline_text_encoder_dir, "preprocess"),
-               "encoder": os.path.join(offline_text_encoder_dir, "encoder")}
+    handles = {"preprocessor": os.path.join(text_encoder_dir, "preprocess"),
+               "encoder": os.path.join(text_encoder_dir, "encoder")}
     synthetic_scenes.generate_tfrecords(
-        output_dir, num_train=256, num_val=64, image_size=64, seed=0,
+        output_dir, num_train=num_train, num_val=num_val, image_size=64, seed=0,
         embed_fn=dataset_writer.make_embed_fn(handles["preprocessor"], handles["encoder"], 24),
-        num_shards=2, text_encoder_handles=handles, progress=False, log=None)
-    return output_dir
+        num_shards=num_shards, text_encoder_handles=handles, progress=False, log=None)

@@ -8,13 +8,10 @@ fidelity fixes 0.000); the target is ≥ 0.3, which the recipe does not reach ye
 the demo's steps, BENCHMARKS.md "Fidelity"): below it the test reports an expected failure.
 """
 
-import os
-
 import gin
 import pytest
 
-from data_tools import dataset_writer
-from data_tools import synthetic_scenes
+from tests import conftest
 from xmcgan_tf import train
 from xmcgan_tf.evaluation import domain_evaluator
 from xmcgan_tf.evaluation import eval_lib
@@ -26,12 +23,8 @@ TARGET_OBJECT_ACCURACY = 0.3
 @pytest.mark.slow
 def test_demo_recipe_object_accuracy_well_above_chance(tmp_path, offline_text_encoder_dir):
     data_dir, model_dir = str(tmp_path / "data"), str(tmp_path / "run")
-    handles = {"preprocessor": os.path.join(offline_text_encoder_dir, "preprocess"),
-               "encoder": os.path.join(offline_text_encoder_dir, "encoder")}
-    synthetic_scenes.generate_tfrecords(
-        data_dir, num_train=2000, num_val=500, image_size=64, seed=0,
-        embed_fn=dataset_writer.make_embed_fn(handles["preprocessor"], handles["encoder"], 24),
-        num_shards=4, text_encoder_handles=handles, progress=False, log=None)
+    conftest.write_synthetic_dataset(data_dir, offline_text_encoder_dir, num_train=2000,
+                                     num_val=500, num_shards=4)
     evaluator_dir = str(tmp_path / "evaluator")
     domain_evaluator.train(data_dir, evaluator_dir, epochs=8)
 

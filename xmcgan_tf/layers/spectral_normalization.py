@@ -52,21 +52,24 @@ def _l2_normalize(x: tf.Tensor) -> tf.Tensor:
 
 
 class _SpectralNormalized(keras.layers.Layer):
-    """Owns W, b and u and computes W / σ(W); subclasses define the kernel shape and the op.
+    """Owns W, b and u and computes W / σ(W); subclasses define the op.
 
     Args:
       units: C_out, output features / filters.
       use_bias: whether to add a (not normalised) bias.
       kernel_initializer: initializer of W (Glorot normal by default, as in the released code).
       bias_initializer: initializer of b.
+      spatial_shape: leading kernel dimensions: () for a dense kernel [C_in, C_out], (kh, kw)
+        for a conv kernel [kh, kw, C_in, C_out].
       **kwargs: `keras.layers.Layer` arguments (name, dtype).
     """
 
     def __init__(self, units: int, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_normal", bias_initializer: Any = "zeros",
-                 **kwargs):
+                 spatial_shape: tuple[int, ...] = (), **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self._spatial_shape = tuple(spatial_shape)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -74,11 +77,8 @@ class _SpectralNormalized(keras.layers.Layer):
         self.bias = None
         self.vector_u = None
 
-    def _kernel_shape(self, input_channels: int) -> tuple[int, ...]:
-        raise NotImplementedError
-
     def build(self, input_shape):
-        kernel_shape = self._kernel_shape(int(input_shape[-1]))
+        kernel_shape = self._spatial_shape + (int(input_shape[-1]), self.units)
         self.kernel = self.add_weight(name="kernel", shape=kernel_shape,
                                       initializer=self.kernel_initializer, autocast=False)
         if self.use_bias:
@@ -120,9 +120,6 @@ class SpectralDense(_SpectralNormalized):
     W is [C_in, C_out]; u is [1, C_out]. Arguments: see `_SpectralNormalized`.
     """
 
-    def _kernel_shape(self, input_channels: int) -> tuple[int, ...]:
-        return (input_channels, self.units)
-
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         """Applies the layer.
 
@@ -155,10 +152,11 @@ class SpectralConv2D(_SpectralNormalized):
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], padding: str = "same",
                  **kwargs):
-        super().__init__(filters, **kwargs)
         if isinstance(kernel_size, int):
             kernel_size = (kernel_size, kernel_size)
-        self.kernel_size = tuple(int(k) for k in kernel_size)
+        kernel_size = tuple(int(k) for k in kernel_size)
+        super().__init__(filters, spatial_shape=kernel_size, **kwargs)
+        self.kernel_size = kernel_size
         if padding not in ("same", "valid"):
             raise ValueError(f"SpectralConv2D '{self.name}': padding must be 'same' or 'valid', "
                              f"received {padding!r}")
@@ -167,9 +165,6 @@ class SpectralConv2D(_SpectralNormalized):
     @property
     def filters(self) -> int:
         return self.units
-
-    def _kernel_shape(self, input_channels: int) -> tuple[int, ...]:
-        return self.kernel_size + (input_channels, self.units)
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         """Applies the layer.

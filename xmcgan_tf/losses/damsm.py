@@ -116,23 +116,8 @@ def attngan_word_region_similarity(regions: tf.Tensor, words: tf.Tensor,
       ValueError: on mismatched ranks or dimensions, or γ ≤ 0;
       tf.errors.InvalidArgumentError: (eager and non-XLA graphs) on a caption with no real token.
     """
-    regions = contrastive.as_float32(regions, 3, "regions")
-    words = contrastive.as_float32(words, 3, "words")
-    word_mask = contrastive.as_float32(word_mask, 2, "word_mask")
-    contrastive.check_positive(gamma1, "gamma1")
-    contrastive.check_positive(gamma2, "gamma2")
-    if not regions.shape[-1:].is_compatible_with(words.shape[-1:]):
-        raise ValueError(f"regions [B, R, K] and words [N, T, K] need the same K, got "
-                         f"{regions.shape} and {words.shape}.")
-    if not word_mask.shape.is_compatible_with(words.shape[:2]):
-        raise ValueError(f"word_mask must have shape [N, T] = {words.shape[:2]}, "
-                         f"got {word_mask.shape}.")
-    real = word_mask > 0  # [N, T]
-    check = tf.debugging.assert_positive(
-        tf.reduce_sum(tf.cast(real, tf.int32), axis=-1),
-        message="word_mask: every caption needs at least one real token")
-    with tf.control_dependencies([check]):
-        words = tf.where(real[..., None], words, 0.0)
+    regions, words, real = word_contrastive.checked_word_inputs(regions, words, word_mask,
+                                                                gamma1, gamma2)
     dots = tf.einsum("brk,ntk->bnrt", regions, words)  # [B, N, R, T]
     dots = tf.where(real[None, :, None, :], dots, contrastive.MASKED_LOGIT)
     word_weights = tf.nn.softmax(dots, axis=-1)  # over words, [B, N, R, T]

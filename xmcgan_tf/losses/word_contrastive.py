@@ -17,6 +17,45 @@ from xmcgan_tf.losses import contrastive
 from xmcgan_tf.losses import distribution
 
 
+def checked_word_inputs(regions: tf.Tensor, words: tf.Tensor, word_mask: tf.Tensor,
+                        gamma1: float, gamma2: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Validates the inputs of a word–region score and zeroes the padded words.
+
+    Args:
+      regions: [B, R, D] region features (any float dtype).
+      words: [N, T, D] word features.
+      word_mask: [N, T], 1 on real tokens and 0 on padding (float, int or bool).
+      gamma1: γ1, must be > 0.
+      gamma2: γ2, must be > 0.
+
+    Returns:
+      (regions [B, R, D] float32, words [N, T, D] float32 with padded positions 0,
+      real [N, T] bool).
+
+    Raises:
+      ValueError: on mismatched ranks or dimensions, or γ ≤ 0;
+      tf.errors.InvalidArgumentError: (eager and non-XLA graphs) on a caption with no real token.
+    """
+    regions = contrastive.as_float32(regions, 3, "regions")
+    words = contrastive.as_float32(words, 3, "words")
+    word_mask = contrastive.as_float32(word_mask, 2, "word_mask")
+    contrastive.check_positive(gamma1, "gamma1")
+    contrastive.check_positive(gamma2, "gamma2")
+    if not regions.shape[-1:].is_compatible_with(words.shape[-1:]):
+        raise ValueError(f"regions [B, R, D] and words [N, T, D] need the same D, got "
+                         f"{regions.shape} and {words.shape}.")
+    if not word_mask.shape.is_compatible_with(words.shape[:2]):
+        raise ValueError(f"word_mask must have shape [N, T] = {words.shape[:2]}, "
+                         f"got {word_mask.shape}.")
+    real = word_mask > 0  # [N, T]
+    check = tf.debugging.assert_positive(
+        tf.reduce_sum(tf.cast(real, tf.int32), axis=-1),
+        message="word_mask: every caption needs at least one real token")
+    with tf.control_dependencies([check]):
+        words = tf.where(real[..., None], words, 0.0)
+    return regions, words, real
+
+
 def word_region_similarity(regions: tf.Tensor, words: tf.Tensor, word_mask: tf.Tensor,
                            gamma1: float = 5.0, gamma2: float = 5.0) -> tf.Tensor:
     """Word–region matching score S(b, i) of every image b against every caption i.
@@ -53,23 +92,7 @@ def word_region_similarity(regions: tf.Tensor, words: tf.Tensor, word_mask: tf.T
       ValueError: on mismatched ranks or dimensions, or γ ≤ 0;
       tf.errors.InvalidArgumentError: (eager and non-XLA graphs) on a caption with no real token.
     """
-    regions = contrastive.as_float32(regions, 3, "regions")
-    words = contrastive.as_float32(words, 3, "words")
-    word_mask = contrastive.as_float32(word_mask, 2, "word_mask")
-    contrastive.check_positive(gamma1, "gamma1")
-    contrastive.check_positive(gamma2, "gamma2")
-    if not regions.shape[-1:].is_compatible_with(words.shape[-1:]):
-        raise ValueError(f"regions [B, R, D] and words [N, T, D] need the same D, got "
-                         f"{regions.shape} and {words.shape}.")
-    if not word_mask.shape.is_compatible_with(words.shape[:2]):
-        raise ValueError(f"word_mask must have shape [N, T] = {words.shape[:2]}, "
-                         f"got {word_mask.shape}.")
-    real = word_mask > 0  # [N, T]
-    check = tf.debugging.assert_positive(
-        tf.reduce_sum(tf.cast(real, tf.int32), axis=-1),
-        message="word_mask: every caption needs at least one real token")
-    with tf.control_dependencies([check]):
-        words = tf.where(real[..., None], words, 0.0)
+    regions, words, real = checked_word_inputs(regions, words, word_mask, gamma1, gamma2)
     region_unit = tf.math.l2_normalize(regions, axis=-1)  # [B, R, D]
     word_unit = tf.math.l2_normalize(words, axis=-1)  # [N, T, D]
     attention = tf.nn.softmax(
