@@ -36,11 +36,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import numpy as np
-from PIL import Image
-from PIL import ImageDraw
-
 from benchmarks import machine
+from benchmarks import markdown
 from xmcgan_tf import ablate
 from xmcgan_tf.evaluation import ablation
 from xmcgan_tf.evaluation import real_statistics
@@ -90,35 +87,6 @@ def pretrain_encoder(variant: str, model_dir: str, data_dir: str, steps: int,
     return model_dir
 
 
-def caption_grid(images: np.ndarray, captions: Sequence[str], width: int = 30) -> Image.Image:
-    """A row of images [N, S, S, 3] in [0, 1], each caption written (wrapped) under its image."""
-    count, size = len(images), images.shape[1]
-    scale = max(1, 128 // size)
-    cell = size * scale
-    lines = [_wrap(c, width) for c in captions]
-    text_height = 12 * max(len(l) for l in lines) + 6
-    canvas = Image.new("RGB", (count * (cell + 4), cell + text_height), "white")
-    draw = ImageDraw.Draw(canvas)
-    for i, (image, text) in enumerate(zip(images, lines)):
-        tile = Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).resize(
-            (cell, cell), Image.NEAREST)
-        canvas.paste(tile, (i * (cell + 4), 0))
-        draw.multiline_text((i * (cell + 4) + 2, cell + 3), "\n".join(text), fill="black",
-                            spacing=2)
-    return canvas
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return lines + [line]
-
-
 def write_grids(output: str, variants: Sequence[str], data_dir: str, count: int,
                 seed: int) -> dict[str, str]:
     """OUTPUT/grids/<variant>.png and real.png: the first `count` captions of `val`."""
@@ -137,10 +105,10 @@ def write_grids(output: str, variants: Sequence[str], data_dir: str, count: int,
         images = loaded.generator_ema(batch["z"], batch["sentence"], batch["words"],
                                       batch["word_mask"], training=False).numpy()
         paths[variant] = os.path.join(directory, f"{variant}.png")
-        caption_grid(images, captions).save(paths[variant])
+        markdown.caption_grid(images, captions).save(paths[variant])
         if "real" not in paths:
             paths["real"] = os.path.join(directory, "real.png")
-            caption_grid(batch["image"].numpy(), captions).save(paths["real"])
+            markdown.caption_grid(batch["image"].numpy(), captions).save(paths["real"])
     return paths
 
 
@@ -160,20 +128,6 @@ def report(result: ablation.AblationResult, timing: dict, grids: dict[str, str],
               "image:", ""]
     lines += [f"- {name}: ![{name}]({rel(path)})" for name, path in grids.items()]
     return "\n".join(lines) + "\n"
-
-
-def replace_section(markdown_path: str, section: str) -> None:
-    """Replaces the text between BEGIN and END in `markdown_path` (appends them if absent)."""
-    with open(markdown_path, encoding="utf-8") as f:
-        text = f.read()
-    block = f"{BEGIN}\n{section}{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(markdown_path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(markdown_path + ".tmp", markdown_path)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -240,7 +194,7 @@ def main(argv: Sequence[str]) -> None:
                                   for m, p in result.plot_paths.items()})
         section = report(result, {v: timing[v] for v in FLAGS.variants if v in timing}, copied,
                          os.path.dirname(os.path.abspath(FLAGS.benchmarks_md)))
-        replace_section(FLAGS.benchmarks_md, section)
+        markdown.replace_section(FLAGS.benchmarks_md, section, BEGIN, END)
 
 
 if __name__ == "__main__":

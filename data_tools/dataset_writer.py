@@ -39,6 +39,7 @@ from absl import flags
 
 import xmcgan_tf
 from data_tools import image_io
+from xmcgan_tf import cli
 from xmcgan_tf import paths
 from xmcgan_tf.data import schema
 from xmcgan_tf.text import encoder as text_encoder
@@ -608,5 +609,4 @@ def run_tool(define_tool_flags: Callable[[], None],
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         run(flags.FLAGS)
 
-    define_tool_flags()
-    app.run(main)
+    cli.run(main, define_tool_flags, entry_module=define_tool_flags.__module__)

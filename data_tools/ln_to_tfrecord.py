@@ -191,5 +191,10 @@ def run(flag_values: flags.FlagValues,
                    max_captions=fv.max_captions, **dataset_writer.writer_kwargs_from_flags(fv))
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The `xmcgan-ln-to-tfrecord` console script (and `python -m data_tools.ln_to_tfrecord`)."""
     dataset_writer.run_tool(define_flags, run)
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -647,5 +647,10 @@ def run(flag_values: flags.FlagValues,
                               embed_fn=make_embed_fn(fv), **kwargs)
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The `xmcgan-synthetic-scenes` console script (and `python -m data_tools.synthetic_scenes`)."""
     dataset_writer.run_tool(define_flags, run)
+
+
+if __name__ == "__main__":
+    entry_point()

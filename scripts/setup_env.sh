@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the virtual environment .venv with the pinned requirements.
+# Creates (or reuses) the virtual environment .venv with the pinned requirements and the
+# package installed in it (editable), with its xmcgan-* commands.
 # Usage: bash scripts/setup_env.sh   (prints the python path on the last line)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,12 +11,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.requirements.sha256"
-want=$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-nodeps.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing requirements into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -r requirements.txt
   "$VENV/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
+  # The package itself, editable: the xmcgan-* commands, imports from any directory.
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 else
   echo "[setup] $VENV is up to date"

@@ -188,6 +188,10 @@ def main(argv: Sequence[str]) -> None:
           f"{os.path.join(FLAGS.output, ablation.PLOTS_SUBDIR)}/")
 
 
+def entry_point() -> None:
+    """The `xmcgan-ablate` console script (and `python -m xmcgan_tf.ablate`)."""
+    cli.run(main, _define_flags)
+
+
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    entry_point()

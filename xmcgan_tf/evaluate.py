@@ -95,5 +95,10 @@ def main(argv: Sequence[str]) -> None:
         print(eval_lib.format_table(results))
 
 
+def entry_point() -> None:
+    """The `xmcgan-evaluate` console script (and `python -m xmcgan_tf.evaluate`)."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    entry_point()

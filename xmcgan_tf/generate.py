@@ -73,7 +73,10 @@ def main(argv: Sequence[str]) -> None:
           f"{len(seeds)} seed(s), {images.shape[2]} px")
 
 
+def entry_point() -> None:
+    """The `xmcgan-generate` console script (and `python -m xmcgan_tf.generate`)."""
+    cli.run(main, _define_flags, required=("export_dir",))
+
+
 if __name__ == "__main__":
-    _define_flags()
-    flags.mark_flag_as_required("export_dir")
-    app.run(main)
+    entry_point()

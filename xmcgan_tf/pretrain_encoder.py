@@ -64,6 +64,10 @@ def main(argv: Sequence[str]) -> None:
           f"validation: {result.val_metrics}")
 
 
+def entry_point() -> None:
+    """The `xmcgan-pretrain-encoder` console script (and `python -m xmcgan_tf.pretrain_encoder`)."""
+    cli.run(main, _define_flags)
+
+
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    entry_point()

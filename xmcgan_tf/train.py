@@ -99,5 +99,10 @@ def main(argv: Sequence[str]) -> None:
     logging.info("done at step %d; last checkpoint %s", result.step, result.checkpoint_path)
 
 
+def entry_point() -> None:
+    """The `xmcgan-train` console script (and `python -m xmcgan_tf.train`)."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    entry_point()

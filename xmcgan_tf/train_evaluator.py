@@ -68,5 +68,10 @@ def main(argv: Sequence[str]) -> None:
         sys.exit(1)
 
 
+def entry_point() -> None:
+    """The `xmcgan-train-evaluator` console script (and `python -m xmcgan_tf.train_evaluator`)."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    entry_point()

@@ -59,7 +59,10 @@ def main(argv: Sequence[str]) -> None:
           f"{result.path}")
 
 
+def entry_point() -> None:
+    """The `xmcgan-export` console script (and `python -m xmcgan_tf.export`)."""
+    cli.run(main, _define_flags, required=("checkpoint_dir", "export_dir"))
+
+
 if __name__ == "__main__":
-    _define_flags()
-    flags.mark_flags_as_required(["checkpoint_dir", "export_dir"])
-    app.run(main)
+    entry_point()

@@ -13,9 +13,11 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 from tensorflow.python.tools import saved_model_cli
 
 
-def main() -> None:
+def entry_point() -> None:
+    """The `xmcgan-saved-model-cli` console script (and `python -m
+    xmcgan_tf.export.saved_model_cli`)."""
     saved_model_cli.main()
 
 
 if __name__ == "__main__":
-    main()
+    entry_point()

@@ -31,6 +31,7 @@ from absl import flags
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from xmcgan_tf import cli
 from xmcgan_tf.export import serving_module
 
 SERVING_DEFAULT = serving_module.SERVING_DEFAULT
@@ -224,6 +225,10 @@ def main(argv: Sequence[str]) -> None:
           f"{images.shape[2]} px")
 
 
+def entry_point() -> None:
+    """The `xmcgan-client` console script (and `python -m xmcgan_tf.serving.client`)."""
+    cli.run(main, _define_flags)
+
+
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    entry_point()

@@ -51,6 +51,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from xmcgan_tf import cli
 from xmcgan_tf.export import serving_module
 
 DEFAULT_SIGNATURE = serving_module.SERVING_DEFAULT
@@ -755,7 +756,10 @@ def main(argv: Sequence[str]) -> None:
     server.stop()
 
 
+def entry_point() -> None:
+    """The `xmcgan-serve` console script (and `python -m xmcgan_tf.serving.server`)."""
+    cli.run(main, _define_flags, required=("model_dir",))
+
+
 if __name__ == "__main__":
-    _define_flags()
-    flags.mark_flag_as_required("model_dir")
-    app.run(main)
+    entry_point()

@@ -185,6 +185,15 @@ class Progress:
         self.total_steps = total_steps
         self._last_step = start_step
         self._last_time = time.perf_counter()
+        self._start_time = self._last_time
+
+    def elapsed(self) -> dict[str, float]:
+        """Wall and CPU minutes of this process so far (CPU summed over its threads).
+
+        The time-to-quality benchmark reads them from metrics/train.jsonl.
+        """
+        return {"perf/wall_minutes": (time.perf_counter() - self._start_time) / 60.0,
+                "perf/process_cpu_minutes": time.process_time() / 60.0}
 
     def tick(self, step: int) -> float:
         """Steps per second since the previous tick (or the start)."""

@@ -354,7 +354,8 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
             if current % log_every == 0 or current == num_steps:
                 rate = progress.tick(current)
                 scalars = {**values, **learning_rates, "perf/steps_per_sec": rate,
-                           "perf/images_per_sec": rate * step_batch_size}
+                           "perf/images_per_sec": rate * step_batch_size,
+                           **progress.elapsed()}
                 reports.scalars(current, scalars)
                 progress.log(current, values, rate)
                 for tracker in model.metrics:
