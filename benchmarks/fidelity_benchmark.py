@@ -1,9 +1,9 @@
-"""The fidelity benchmark: XMC-GAN, its no-contrastive ablation, T2I_CL and SCL on the same
+r"""The fidelity benchmark: XMC-GAN, its no-contrastive ablation, T2I_CL and SCL on the same
 seed, data and CPU budget, evaluated the same way (issue: "a model that draws the caption").
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.fidelity_benchmark \
       --data_dir demo/data/synthetic_64 --evaluator_dir demo/evaluator \
-      --judge_dir demo/judge --train_steps 300 --eval_every 100 --output runs/fidelity
+      --judge_dir demo/judge --train_steps 300 --eval_every 100 --study_dir runs/fidelity
 
 1. Pretrains the frozen dual encoders of T2I_CL and SCL (`xmcgan_tf.pretrain_encoder`,
    `--encoder_steps` each) unless `--t2icl_encoder_dir` / `--scl_encoder_dir` are given.
@@ -32,13 +32,16 @@ import sys
 import time
 from typing import Sequence
 
+import numpy as np
 from absl import app
 from absl import flags
 from absl import logging
+from PIL import Image
 
 from benchmarks import machine
 from benchmarks import markdown
 from xmcgan_tf import ablate
+from xmcgan_tf import grids
 from xmcgan_tf.evaluation import ablation
 from xmcgan_tf.evaluation import real_statistics
 from xmcgan_tf.models import generator_loading
@@ -51,7 +54,7 @@ TIMING_FILE = "timing.json"
 GRIDS_SUBDIR = "grids"
 
 flags.DEFINE_string("data_dir", None, "Dataset of training and evaluation.", required=True)
-flags.DEFINE_string("output", "runs/fidelity", "Study directory.")
+flags.DEFINE_string("study_dir", "runs/fidelity", "Study directory.")
 flags.DEFINE_string("base_gin", "experiments/synthetic_xmcgan_64.gin",
                     "XMC-GAN experiment the variants are layered on.")
 flags.DEFINE_list("variants", list(VARIANTS), "Variants of gin/variants/, in table order.")
@@ -87,6 +90,11 @@ def pretrain_encoder(variant: str, model_dir: str, data_dir: str, steps: int,
     return model_dir
 
 
+def save_row(images: np.ndarray, captions: Sequence[str], path: str) -> None:
+    """One row of images [N, S, S, 3] in [0, 1], each caption under its image, as PNG."""
+    Image.fromarray(grids.image_grid(images, captions, columns=len(images))).save(path)
+
+
 def write_grids(output: str, variants: Sequence[str], data_dir: str, count: int,
                 seed: int) -> dict[str, str]:
     """OUTPUT/grids/<variant>.png and real.png: the first `count` captions of `val`."""
@@ -105,10 +113,10 @@ def write_grids(output: str, variants: Sequence[str], data_dir: str, count: int,
         images = loaded.generator_ema(batch["z"], batch["sentence"], batch["words"],
                                       batch["word_mask"], training=False).numpy()
         paths[variant] = os.path.join(directory, f"{variant}.png")
-        markdown.caption_grid(images, captions).save(paths[variant])
+        save_row(images, captions, paths[variant])
         if "real" not in paths:
             paths["real"] = os.path.join(directory, "real.png")
-            markdown.caption_grid(batch["image"].numpy(), captions).save(paths["real"])
+            save_row(batch["image"].numpy(), captions, paths["real"])
     return paths
 
 
@@ -132,7 +140,7 @@ def report(result: ablation.AblationResult, timing: dict, grids: dict[str, str],
 
 def main(argv: Sequence[str]) -> None:
     del argv
-    output = os.path.abspath(FLAGS.output)
+    output = os.path.abspath(FLAGS.study_dir)
     os.makedirs(output, exist_ok=True)
     encoders = {"xmcgan_t2icl": FLAGS.t2icl_encoder_dir, "xmcgan_scl": FLAGS.scl_encoder_dir}
     for variant in set(FLAGS.variants) & set(encoders):

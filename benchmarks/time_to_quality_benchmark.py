@@ -1,9 +1,9 @@
-"""Time to quality: how many CPU minutes until the EMA generator draws the captions.
+r"""Time to quality: how many CPU minutes until the EMA generator draws the captions.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.time_to_quality_benchmark \
       --data_dir demo/data/synthetic_64 --evaluator_dir demo/evaluator \
       --judge_dir demo/judge --gin_file experiments/synthetic_xmcgan_64.gin \
-      --num_steps 5000 --eval_every 250 --output runs/time_to_quality \
+      --num_steps 5000 --eval_every 250 --model_dir runs/time_to_quality \
       --benchmarks_md BENCHMARKS.md
 
 1. Trains `--gin_file` (default: the demo's recipe) for `--num_steps` in a subprocess
@@ -58,7 +58,7 @@ flags.DEFINE_integer("eval_every", 100, "Steps between evaluated checkpoints.", 
 flags.DEFINE_integer("num_samples", 500, "Val captions per evaluation (the demo's protocol).",
                      lower_bound=2)
 flags.DEFINE_list("thresholds", ["0.3", "0.5"], "Object accuracies to time.")
-flags.DEFINE_string("output", "runs/time_to_quality", "Run directory of the benchmark.")
+flags.DEFINE_string("model_dir", "runs/time_to_quality", "Run directory of the benchmark.")
 flags.DEFINE_integer("seed", 0, "Evaluation seed.")
 flags.DEFINE_string("benchmarks_md", None, "Markdown file whose TIME_TO_QUALITY section is "
                     "replaced with the results (e.g. BENCHMARKS.md).")
@@ -199,7 +199,7 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.num_steps % FLAGS.eval_every:
         raise app.UsageError(f"--num_steps {FLAGS.num_steps} is not a multiple of "
                              f"--eval_every {FLAGS.eval_every}")
-    output = os.path.abspath(FLAGS.output)
+    output = os.path.abspath(FLAGS.model_dir)
     train(output)
     costs = cost_at_steps(output)
     curve, real = evaluate(output)

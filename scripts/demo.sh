@@ -65,12 +65,12 @@ $PY -m xmcgan_tf.train --gin_file=experiments/synthetic_xmcgan_64_demo.gin \
   --gin_param="train_lib.train.num_steps=$GAN_STEPS"
 
 step "6/7 evaluation"
-$PY -m xmcgan_tf.evaluate --checkpoint_dir="$DEMO/xmcgan_64" \
+$PY -m xmcgan_tf.evaluate --model_dir="$DEMO/xmcgan_64" \
   --metrics=fid,kid,is,rprec,objacc --num_samples="$EVAL_SAMPLES" \
   --feature_network=domain --evaluator_dir="$DEMO/evaluator" --judge_dir="$DEMO/judge"
 
 step "7/7 export and generate"
-$PY -m xmcgan_tf.export --checkpoint_dir="$DEMO/xmcgan_64" --export_dir="$DEMO/export" \
+$PY -m xmcgan_tf.export --model_dir="$DEMO/xmcgan_64" --export_dir="$DEMO/export" \
   --skip_if_exported
 $PY -m xmcgan_tf.generate --export_dir="$DEMO/export" --output="$DEMO/generated.png" \
   "${CAPTIONS[@]}"

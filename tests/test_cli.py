@@ -30,8 +30,8 @@ def test_exit_code_is_configurable_and_other_errors_propagate():
 
 
 @pytest.mark.parametrize("command, message", [
-    (["xmcgan_tf.evaluate", "--checkpoint_dir={missing}", "--metrics=fid"], "run.json"),
-    (["xmcgan_tf.export", "--checkpoint_dir={missing}", "--export_dir={tmp}/export"],
+    (["xmcgan_tf.evaluate", "--model_dir={missing}", "--metrics=fid"], "run.json"),
+    (["xmcgan_tf.export", "--model_dir={missing}", "--export_dir={tmp}/export"],
      "run.json"),
     (["xmcgan_tf.generate", "--export_dir={missing}", "a red circle"], "no model versions"),
 ])

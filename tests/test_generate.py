@@ -13,6 +13,7 @@ import tensorflow as tf
 from tests.export import tiny_export
 from xmcgan_tf import generate
 from xmcgan_tf.export import serving_module
+from xmcgan_tf.serving import client
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTIONS = ["a small red circle above a blue square", "a green star"]
@@ -60,9 +61,10 @@ def test_command_line_writes_a_png_grid_of_the_newest_version(export_dir, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert "version 2" in result.stdout
     grid = tf.io.decode_png(tf.io.read_file(str(output))).numpy()
-    assert grid.shape == (2 * 64 + 3 * 2, 4 * 64 + 5 * 2, 3)  # 2 captions x 4 seeds, 2 px padding
-    newest = _seeded(serving_module.load(export_dir, 2).model, CAPTIONS[:1], [3])[0]
-    oldest = _seeded(serving_module.load(export_dir, 1).model, CAPTIONS[:1], [3])[0]
-    tile = grid[2:66, 2 + 3 * 66:2 + 3 * 66 + 64]
-    np.testing.assert_array_equal(tile, newest)
-    assert not np.array_equal(tile, oldest)
+    seeds = [0, 1, 2, 3]
+    newest = np.stack([_seeded(serving_module.load(export_dir, 2).model, [c] * 4, seeds)
+                       for c in CAPTIONS])  # [2 captions, 4 seeds, 64, 64, 3]
+    oldest = np.stack([_seeded(serving_module.load(export_dir, 1).model, [c] * 4, seeds)
+                       for c in CAPTIONS])
+    np.testing.assert_array_equal(grid, client.captioned_grid(newest, CAPTIONS, seeds))
+    assert not np.array_equal(grid, client.captioned_grid(oldest, CAPTIONS, seeds))

@@ -1,7 +1,7 @@
 r"""Runs an ablation study of gin variants and writes the paper-style table (SPEC §6).
 
     python -m xmcgan_tf.ablate --variants=xmcgan,xmcgan_no_contrastive,ablation_sent \
-      --train_steps=20000 --eval_every=5000 --output=runs/ablation \
+      --train_steps=20000 --eval_every=5000 --study_dir=runs/ablation \
       --data_dir=data/synthetic_64 --base_gin=experiments/synthetic_xmcgan_64.gin \
       --metrics=fid,kid,is,rprec,objacc --num_samples=1000 --feature_network=domain \
       --evaluator_dir=artifacts/evaluator --judge_dir=runs/judge \
@@ -60,7 +60,7 @@ def _define_flags() -> None:
         "xmcgan,xmcgan_no_contrastive,ablation_sent.", required=True)
     flags.DEFINE_integer("train_steps", None, "Training steps of every variant.",
                          lower_bound=1, required=True)
-    flags.DEFINE_string("output", None, "Study directory (runs/, ablation.md, ablation.json, "
+    flags.DEFINE_string("study_dir", None, "Study directory (runs/, ablation.md, ablation.json, "
                         "plots/).", required=True)
     flags.DEFINE_string("data_dir", None, "Dataset of training and evaluation.", required=True)
     flags.DEFINE_string(
@@ -176,7 +176,7 @@ def main(argv: Sequence[str]) -> None:
             raise ablation.AblationError(f"--base_gin {FLAGS.base_gin!r} not found (as given "
                                          f"or under {gin_config.GIN_DIR})")
         result = ablation.run_ablation(
-            FLAGS.output, FLAGS.variants, train_fn=train_fn, num_steps=num_steps,
+            FLAGS.study_dir, FLAGS.variants, train_fn=train_fn, num_steps=num_steps,
             eval_every=eval_every, data_dir=FLAGS.data_dir, protocol=protocol,
             available=ablation.list_variants(VARIANTS_DIR), encoder_dir=FLAGS.encoder_dir,
             study_info=study_info)
@@ -185,7 +185,7 @@ def main(argv: Sequence[str]) -> None:
           f"{', '.join(complete) or 'none'}; checkpoints evaluated: {len(result.evaluated)}")
     print(result.table)
     print(f"wrote {result.table_path}, {result.json_path} and "
-          f"{os.path.join(FLAGS.output, ablation.PLOTS_SUBDIR)}/")
+          f"{os.path.join(FLAGS.study_dir, ablation.PLOTS_SUBDIR)}/")
 
 
 def entry_point() -> None:

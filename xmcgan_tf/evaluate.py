@@ -1,11 +1,11 @@
 r"""Evaluates a training run's checkpoints and prints a Markdown table (SPEC §6).
 
-    python -m xmcgan_tf.evaluate --checkpoint_dir=MODEL_DIR \
+    python -m xmcgan_tf.evaluate --model_dir=MODEL_DIR \
       --metrics=fid,kid,is,rprec,objacc [--data_dir=DATA_DIR] [--num_samples=1000] \
       [--feature_network=domain|inception] [--evaluator_dir=DIR] [--inception_handle=URL|DIR] \
       [--judge_dir=DIR] [--checkpoint=ckpt-N] [--split=val] [--watch]
 
-`--checkpoint_dir` is the run directory (holding run.json and checkpoints/; the checkpoints/
+`--model_dir` is the run directory (MODEL_DIR of training) (holding run.json and checkpoints/; the checkpoints/
 folder itself is accepted too). Without `--checkpoint` the latest checkpoint is evaluated;
 with `--watch` every new checkpoint is evaluated as training writes it. Results are appended to
 MODEL_DIR/metrics/<protocol>.jsonl and written to TensorBoard (MODEL_DIR/tensorboard/eval).
@@ -26,8 +26,8 @@ from xmcgan_tf.evaluation import feature_extractors
 from xmcgan_tf.evaluation import registry
 from xmcgan_tf.models import generator_loading
 
-_CHECKPOINT_DIR = flags.DEFINE_string(
-    "checkpoint_dir", None, "Run directory MODEL_DIR (run.json + checkpoints/).", required=True)
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Run directory MODEL_DIR (run.json + checkpoints/).", required=True)
 _METRICS = flags.DEFINE_list(
     "metrics", list(eval_lib.DEFAULT_METRICS),
     f"Comma-separated metrics; registered: {','.join(registry.metric_names())}.")
@@ -63,7 +63,7 @@ _MAX_IDLE_SECONDS = flags.DEFINE_float(
 
 
 def _model_dir(path: str) -> str:
-    """The run directory for --checkpoint_dir (which may name MODEL_DIR/checkpoints)."""
+    """The run directory for --model_dir (which may name MODEL_DIR/checkpoints)."""
     path = path.rstrip("/")
     parent = os.path.dirname(path)
     if (os.path.basename(path) == generator_loading.CHECKPOINT_SUBDIR
@@ -82,7 +82,7 @@ def main(argv: Sequence[str]) -> None:
                   batch_size=_BATCH_SIZE.value, seed=_SEED.value,
                   generators=_GENERATORS.value, cache_dir=_CACHE_DIR.value)
     with cli.exit_on(ValueError, FileNotFoundError, feature_extractors.FeatureNetworkError):
-        model_dir = _model_dir(_CHECKPOINT_DIR.value)
+        model_dir = _model_dir(_MODEL_DIR.value)
         if _WATCH.value:
             eval_lib.watch(
                 model_dir, poll_seconds=_POLL_SECONDS.value, until_step=_UNTIL_STEP.value,

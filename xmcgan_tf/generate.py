@@ -1,4 +1,4 @@
-"""Caption strings -> PNG grid, in-process, from an exported model.
+r"""Caption strings -> PNG grid, in-process, from an exported model.
 
     python -m xmcgan_tf.generate --export_dir=EXPORT_DIR [--version=N] [--seeds=0,1,2,3] \
         --output=out.png "a small red circle above a blue square"
@@ -68,7 +68,7 @@ def main(argv: Sequence[str]) -> None:
     with cli.exit_on(FileNotFoundError, ValueError):
         model = serving_module.load(FLAGS.export_dir, FLAGS.version)
         images = generate(model, captions, seeds)
-        client.write_png(FLAGS.output, client.make_grid(images))
+        client.write_png(FLAGS.output, client.captioned_grid(images, captions, seeds))
     print(f"wrote {FLAGS.output}: version {model.version}, {len(captions)} caption(s) x "
           f"{len(seeds)} seed(s), {images.shape[2]} px")
 

@@ -77,7 +77,7 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
                                                               judge_dir, tmp_path):
     output = str(tmp_path / "study")
     args = [f"--variants={','.join(VARIANTS)}", f"--train_steps={STEPS}",
-            f"--eval_every={EVAL_EVERY}", f"--output={output}", f"--data_dir={scenes_dir}",
+            f"--eval_every={EVAL_EVERY}", f"--study_dir={output}", f"--data_dir={scenes_dir}",
             "--base_gin=tests/tiny.gin", f"--gin_param=EMBEDDING_DIM={conftest.EMBEDDING_DIM}",
             # One joint D+G update per step: half the step function to trace, same runner.
             "--gin_param=xmcgan.XMCGAN.d_steps_per_g_step=1",
@@ -201,7 +201,7 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
 
 def test_unknown_variant_lists_the_available_ones(scenes_dir, tmp_path):
     done = _ablate("--variants=xmcgan,no_such_loss", "--train_steps=2",
-                   f"--output={tmp_path / 'study'}", f"--data_dir={scenes_dir}")
+                   f"--study_dir={tmp_path / 'study'}", f"--data_dir={scenes_dir}")
     assert done.returncode == 2
     assert "unknown variant(s) no_such_loss" in done.stderr
     assert "xmcgan_no_contrastive" in done.stderr and "ablation_sent_word" in done.stderr

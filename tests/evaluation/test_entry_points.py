@@ -32,7 +32,7 @@ def test_evaluate_prints_a_markdown_table(scenes_dir, trained_evaluator, tmp_pat
     model_dir = str(tmp_path / "run")
     os.makedirs(model_dir)
     conftest.write_run(model_dir, scenes_dir, steps=[5])
-    done = _run("xmcgan_tf.evaluate", f"--checkpoint_dir={model_dir}/checkpoints",
+    done = _run("xmcgan_tf.evaluate", f"--model_dir={model_dir}/checkpoints",
                 "--metrics=is,objacc", "--num_samples=8", f"--evaluator_dir={trained_evaluator[0]}",
                 "--generators=ema", f"--cache_dir={tmp_path / 'cache'}")
     assert done.returncode == 0, done.stderr[-2000:]

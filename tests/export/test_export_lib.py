@@ -73,7 +73,7 @@ def test_exported_run_gives_the_ema_generator_pixels_in_a_fresh_process(
     run = _write_run(model_dir, embedding_dim=384, text_encoder=handles)
 
     exported = subprocess.run(
-        [sys.executable, "-m", "xmcgan_tf.export", f"--checkpoint_dir={model_dir}",
+        [sys.executable, "-m", "xmcgan_tf.export", f"--model_dir={model_dir}",
          f"--export_dir={export_dir}"],
         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=_env())
     assert exported.returncode == 0, exported.stderr[-3000:]
@@ -82,7 +82,7 @@ def test_exported_run_gives_the_ema_generator_pixels_in_a_fresh_process(
     assert export_lib.version_holding(export_dir, f"{model_dir}/checkpoints/ckpt-1") == 1
     assert export_lib.version_holding(export_dir, f"{model_dir}/checkpoints/ckpt-2") is None
     again = subprocess.run(
-        [sys.executable, "-m", "xmcgan_tf.export", f"--checkpoint_dir={model_dir}",
+        [sys.executable, "-m", "xmcgan_tf.export", f"--model_dir={model_dir}",
          f"--export_dir={export_dir}", "--skip_if_exported"],
         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=_env())
     assert again.returncode == 0, again.stderr[-3000:]

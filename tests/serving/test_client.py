@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.export import tiny_export
+from xmcgan_tf import grids
 from xmcgan_tf.export import serving_module
 from xmcgan_tf.serving import client
 from xmcgan_tf.serving import server as server_lib
@@ -92,18 +93,17 @@ def test_expand_and_parse_seeds():
     assert client.parse_seeds("") is None
 
 
-def test_make_grid_places_tiles_and_padding():
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 255, size=(2, 3, 4, 5, 3), dtype=np.uint8)
-    grid = client.make_grid(images, padding=1, pad_value=255)
-    assert grid.shape == (2 * 4 + 3, 3 * 5 + 4, 3)
-    for r in range(2):
-        for c in range(3):
-            top, left = 1 + r * 5, 1 + c * 6
-            np.testing.assert_array_equal(grid[top:top + 4, left:left + 5], images[r, c])
-    assert (grid[0] == 255).all() and (grid[:, 0] == 255).all() and (grid[5] == 255).all()
+def test_captioned_grid_has_one_row_per_caption_and_one_column_per_seed():
+    images = np.zeros((2, 3, 8, 8, 3), np.uint8)
+    images[1] = 255
+    grid = client.captioned_grid(images, ["a red circle", "a blue star"], [0, 1, 2])
+    np.testing.assert_array_equal(grid, grids.image_grid(
+        images.reshape(6, 8, 8, 3), [f"{c} (seed {s})" for c in ("a red circle", "a blue star")
+                                     for s in (0, 1, 2)], columns=3))
     with pytest.raises(ValueError, match="rows, cols"):
-        client.make_grid(images[0])
+        client.captioned_grid(images[0], ["a"], [0])
+    with pytest.raises(ValueError, match="do not match"):
+        client.captioned_grid(images, ["a"], [0, 1, 2])
 
 
 def test_command_line_client_writes_the_grid(server, model, tmp_path):
@@ -116,7 +116,7 @@ def test_command_line_client_writes_the_grid(server, model, tmp_path):
         env={**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     grid = tf.io.decode_png(tf.io.read_file(str(output))).numpy()
-    assert grid.shape == (2 * 64 + 3 * 2, 3 * 64 + 4 * 2, 3)
-    expected = model.signatures[serving_module.SERVE_CAPTIONS_SEEDED](
-        captions=tf.constant([CAPTIONS[1]]), seed=tf.constant([2], tf.int64))["images"].numpy()[0]
-    np.testing.assert_array_equal(grid[2 + 66:2 + 66 + 64, 2 + 2 * 66:2 + 2 * 66 + 64], expected)
+    seeded = model.signatures[serving_module.SERVE_CAPTIONS_SEEDED]
+    expected = np.stack([seeded(captions=tf.constant([c] * 3), seed=tf.constant(
+        [0, 1, 2], tf.int64))["images"].numpy() for c in CAPTIONS])  # [2, 3, 64, 64, 3]
+    np.testing.assert_array_equal(grid, client.captioned_grid(expected, CAPTIONS, [0, 1, 2]))

@@ -296,8 +296,8 @@ def test_start_refuses_a_directory_without_versions(tmp_path):
 
 def test_command_line_server_serves_and_stops_on_sigterm(export_dir):
     process = subprocess.Popen(
-        [sys.executable, "-m", "xmcgan_tf.serving.server", f"--model_dir={export_dir}",
-         "--model_name=xmcgan", "--grpc_port=0", "--rest_port=0"],
+        [sys.executable, "-m", "xmcgan_tf.serving.server", f"--model_base_path={export_dir}",
+         "--model_name=xmcgan", "--port=0", "--rest_api_port=0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"})
     try:

@@ -1,6 +1,6 @@
-"""Exports a training run as a versioned SavedModel for TF Serving (SPEC §7).
+r"""Exports a training run as a versioned SavedModel for TF Serving (SPEC §7).
 
-    python -m xmcgan_tf.export --checkpoint_dir=MODEL_DIR --export_dir=EXPORT_DIR \
+    python -m xmcgan_tf.export --model_dir=MODEL_DIR --export_dir=EXPORT_DIR \
         [--version=N] [--checkpoint=PATH] [--text_preprocessor=H --text_encoder=H] \
         [--skip_if_exported]
 
@@ -25,7 +25,7 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     """Command-line flags; defined only when the module runs as a program."""
-    flags.DEFINE_string("checkpoint_dir", None, "Training run directory MODEL_DIR.")
+    flags.DEFINE_string("model_dir", None, "Training run directory MODEL_DIR.")
     flags.DEFINE_string("export_dir", None,
                         "Export base directory; versions go in <export_dir>/<N>/.")
     flags.DEFINE_integer("version", None, "Version number to write (default: next integer).")
@@ -45,14 +45,14 @@ def main(argv: Sequence[str]) -> None:
     with cli.exit_on(export_lib.ExportError, generator_loading.CheckpointError,
                      FileNotFoundError):
         if FLAGS.skip_if_exported:
-            checkpoint = generator_loading.resolve_checkpoint(FLAGS.checkpoint_dir,
+            checkpoint = generator_loading.resolve_checkpoint(FLAGS.model_dir,
                                                               FLAGS.checkpoint)
             existing = export_lib.version_holding(FLAGS.export_dir, checkpoint)
             if existing is not None:
                 print(f"version {existing} already holds {checkpoint}; nothing exported")
                 return
         result = export_lib.export(
-            FLAGS.checkpoint_dir, FLAGS.export_dir, version=FLAGS.version,
+            FLAGS.model_dir, FLAGS.export_dir, version=FLAGS.version,
             checkpoint=FLAGS.checkpoint, text_preprocessor=FLAGS.text_preprocessor,
             text_encoder=FLAGS.text_encoder, sentence_embedding=FLAGS.sentence_embedding)
     print(f"exported step {result.step} ({result.checkpoint_path}) as version {result.version}: "
@@ -61,7 +61,7 @@ def main(argv: Sequence[str]) -> None:
 
 def entry_point() -> None:
     """The `xmcgan-export` console script (and `python -m xmcgan_tf.export`)."""
-    cli.run(main, _define_flags, required=("checkpoint_dir", "export_dir"))
+    cli.run(main, _define_flags, required=("model_dir", "export_dir"))
 
 
 if __name__ == "__main__":

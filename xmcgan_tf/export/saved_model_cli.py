@@ -1,4 +1,4 @@
-"""`saved_model_cli` with the tensorflow_text ops registered (STACK_NOTES §0 i).
+r"""`saved_model_cli` with the tensorflow_text ops registered (STACK_NOTES §0 i).
 
 The stock tool cannot load our exports (`Op type not registered 'CaseFoldUTF8'`): the tokenizer
 uses tensorflow_text ops. Same arguments as `saved_model_cli`:

@@ -1,4 +1,4 @@
-"""Client for the exported model over TF Serving's gRPC or REST protocol, and PNG grids.
+r"""Client for the exported model over TF Serving's gRPC or REST protocol, and PNG grids.
 
 Works against `xmcgan_tf.serving.server` and unchanged against a real TF Serving
 (`tensorflow_model_server --model_name=xmcgan --model_base_path=EXPORT_DIR`): gRPC uses
@@ -32,6 +32,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from xmcgan_tf import cli
+from xmcgan_tf import grids
 from xmcgan_tf.export import serving_module
 
 SERVING_DEFAULT = serving_module.SERVING_DEFAULT
@@ -149,28 +150,29 @@ def expand(captions: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], li
     return [c for c in captions for _ in seeds], [int(s) for _ in captions for s in seeds]
 
 
-def make_grid(images: np.ndarray, padding: int = 2, pad_value: int = 255) -> np.ndarray:
-    """Tiles images into one picture.
+def captioned_grid(images: np.ndarray, captions: Sequence[str],
+                   seeds: Sequence[int] | None) -> np.ndarray:
+    """One row per caption, one column per seed; caption and seed under each image.
 
     Args:
-      images: [R, C, S, S, 3] uint8, R rows and C columns of images.
-      padding: pixels between and around the images.
-      pad_value: uint8 value of the padding.
+      images: [R, C, S, S, 3] uint8 (R captions, C seeds; C = 1 without seeds).
+      captions: the R captions.
+      seeds: the C seeds, or None (the server's default noise).
 
     Returns:
-      [R*S + (R+1)*padding, C*S + (C+1)*padding, 3] uint8.
+      [H, W, 3] uint8.
     """
     images = np.asarray(images)
     if images.ndim != 5 or images.shape[-1] != 3:
         raise ValueError(f"images must be [rows, cols, H, W, 3], got shape {images.shape}")
-    rows, cols, height, width, _ = images.shape
-    grid = np.full((rows * height + (rows + 1) * padding, cols * width + (cols + 1) * padding, 3),
-                   pad_value, dtype=np.uint8)
-    for r in range(rows):
-        for c in range(cols):
-            top, left = padding + r * (height + padding), padding + c * (width + padding)
-            grid[top:top + height, left:left + width] = images[r, c]
-    return grid
+    rows, columns = images.shape[:2]
+    texts = [caption if seeds is None else f"{caption} (seed {seed})"
+             for caption in captions for seed in (seeds or [None])]
+    if len(texts) != rows * columns:
+        raise ValueError(f"{len(captions)} captions x {len(seeds or [None])} seeds do not "
+                         f"match images of shape {images.shape}")
+    return grids.image_grid(images.reshape((rows * columns,) + images.shape[2:]), texts,
+                            columns=columns)
 
 
 def write_png(path: str, image: np.ndarray) -> None:
@@ -220,7 +222,7 @@ def main(argv: Sequence[str]) -> None:
         images = predict(FLAGS.server, flat_captions, seeds=flat_seeds, protocol=FLAGS.protocol,
                          model_name=FLAGS.model_name, version=FLAGS.version, timeout=FLAGS.timeout)
         images = images.reshape((len(captions), len(seeds)) + images.shape[1:])
-    write_png(FLAGS.output, make_grid(images))
+    write_png(FLAGS.output, captioned_grid(images, captions, seeds))
     print(f"wrote {FLAGS.output}: {len(captions)} caption(s) x {images.shape[1]} image(s) of "
           f"{images.shape[2]} px")
 

@@ -1,4 +1,4 @@
-"""A small model server for local use that speaks TF Serving's gRPC and REST protocols.
+r"""A small model server for local use that speaks TF Serving's gRPC and REST protocols.
 
 No `tensorflow_model_server` binary exists for this platform (STACK_NOTES §7), so this serves an
 exported directory `MODEL_DIR/<version>/` (TF Serving layout, written by `xmcgan_tf.export`)
@@ -17,8 +17,8 @@ extra inputs, wrong dtype or shape, empty batch, batch > `--max_batch`, bad JSON
 Serving-style errors: REST `{"error": "..."}` with HTTP 400/404, gRPC INVALID_ARGUMENT/NOT_FOUND;
 the server keeps serving. It binds 127.0.0.1 unless `--host` says otherwise.
 
-    python -m xmcgan_tf.serving.server --model_dir=EXPORT_DIR --model_name=xmcgan \
-        --grpc_port=8500 --rest_port=8501
+    python -m xmcgan_tf.serving.server --model_base_path=EXPORT_DIR --model_name=xmcgan \
+        --port=8500 --rest_api_port=8501
 """
 
 from __future__ import annotations
@@ -728,11 +728,13 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     """Command-line flags; defined only when the module runs as a program."""
-    flags.DEFINE_string("model_dir", None, "Export base directory holding <version>/ SavedModels.")
+    flags.DEFINE_string("model_base_path", None, "Export directory holding <version>/ "
+                        "SavedModels (xmcgan-export's --export_dir).")
     flags.DEFINE_string("model_name", "xmcgan", "Model name used in requests.")
     flags.DEFINE_string("host", "127.0.0.1", "Interface to bind (0.0.0.0 exposes the server).")
-    flags.DEFINE_integer("grpc_port", 8500, "gRPC port (0: pick a free one; negative: no gRPC).")
-    flags.DEFINE_integer("rest_port", 8501, "REST port (0: pick a free one; negative: no REST).")
+    flags.DEFINE_integer("port", 8500, "gRPC port (0: pick a free one; negative: no gRPC).")
+    flags.DEFINE_integer("rest_api_port", 8501, "REST port (0: pick a free one; negative: no "
+                         "REST).")
     flags.DEFINE_integer("max_batch", 64, "Largest batch one request may hold.")
     flags.DEFINE_float("file_system_poll_wait_seconds", 1.0,
                        "How often to look for a newer version (0: never).")
@@ -742,15 +744,15 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     server = ModelServer(
-        FLAGS.model_dir, model_name=FLAGS.model_name, host=FLAGS.host,
-        grpc_port=FLAGS.grpc_port if FLAGS.grpc_port >= 0 else None,
-        rest_port=FLAGS.rest_port if FLAGS.rest_port >= 0 else None,
+        FLAGS.model_base_path, model_name=FLAGS.model_name, host=FLAGS.host,
+        grpc_port=FLAGS.port if FLAGS.port >= 0 else None,
+        rest_port=FLAGS.rest_api_port if FLAGS.rest_api_port >= 0 else None,
         max_batch=FLAGS.max_batch, poll_seconds=FLAGS.file_system_poll_wait_seconds)
     server.start()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.request_stop())
     print(f"Serving {FLAGS.model_name} versions {server.manager.loaded_versions()} from "
-          f"{FLAGS.model_dir}: gRPC {FLAGS.host}:{server.grpc_port}, "
+          f"{FLAGS.model_base_path}: gRPC {FLAGS.host}:{server.grpc_port}, "
           f"REST {FLAGS.host}:{server.rest_port}", flush=True)
     server.wait()
     server.stop()
@@ -758,7 +760,7 @@ def main(argv: Sequence[str]) -> None:
 
 def entry_point() -> None:
     """The `xmcgan-serve` console script (and `python -m xmcgan_tf.serving.server`)."""
-    cli.run(main, _define_flags, required=("model_dir",))
+    cli.run(main, _define_flags, required=("model_base_path",))
 
 
 if __name__ == "__main__":

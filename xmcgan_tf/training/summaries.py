@@ -3,22 +3,19 @@
 - Scalars (every loss term, contrastive accuracy, scores, learning rates, steps/s) go to
   TensorBoard under MODEL_DIR/tensorboard/ and, one JSON object per logged step, to
   MODEL_DIR/metrics/train.jsonl.
-- Image grids of fixed captions from G_ema go to TensorBoard and to
-  MODEL_DIR/samples/step_XXXXXXX.png; the captions, in grid order, to samples/captions.txt.
+- Image grids of fixed captions from G_ema, each caption under its image, go to TensorBoard
+  and to MODEL_DIR/samples/step_XXXXXXX.png; the captions, in grid order, also to
+  samples/captions.txt.
 - The operative gin configuration goes to TensorBoard as text.
 - Progress lines (step, losses, steps/s, ETA) go to the absl log.
 
-Only the chief writes; other workers get a no-op writer.
-
-The events are written with core TensorFlow's `tf.summary.write` and the TensorBoard plugin
-metadata of the scalars, images and text dashboards, so they need no TensorBoard package at
-training time (`tf.summary.scalar`/`image`/`text` would) and open in any TensorBoard.
+Only the chief writes; other workers get a no-op writer. The events are the standard
+`tf.summary.scalar` / `image` / `text` ones.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from typing import Mapping, Sequence
@@ -26,7 +23,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from tensorflow.core.framework import summary_pb2
+
+from xmcgan_tf import grids
 
 TENSORBOARD_SUBDIR = "tensorboard"
 METRICS_SUBDIR = "metrics"
@@ -35,57 +33,6 @@ TRAIN_METRICS_FILE = "train.jsonl"
 
 # Losses shown in the progress line, in this order, when present.
 _PROGRESS_KEYS = ("loss/d_total", "loss/g_total", "contrastive/sentence_acc")
-
-
-def _metadata(plugin_name: str, data_class: int) -> summary_pb2.SummaryMetadata:
-    return summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin_name),
-        data_class=data_class)
-
-
-def write_scalar(name: str, value: float, step: int) -> None:
-    """A TensorBoard scalar (scalars dashboard) to the default writer."""
-    tf.summary.write(name, tf.constant(value, tf.float32), step=step,
-                     metadata=_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR))
-
-
-def write_png(name: str, image: np.ndarray, step: int) -> None:
-    """A TensorBoard image (images dashboard) from [H, W, 3] uint8 to the default writer."""
-    height, width = image.shape[:2]
-    tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height)),
-                       tf.io.encode_png(image)])  # [width, height, png]
-    tf.summary.write(name, tensor, step=step,
-                     metadata=_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE))
-
-
-def write_text(name: str, text: str, step: int) -> None:
-    """A TensorBoard text summary (Markdown) to the default writer."""
-    tf.summary.write(name, tf.constant(text), step=step,
-                     metadata=_metadata("text", summary_pb2.DATA_CLASS_TENSOR))
-
-
-def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
-    """Tiles images into one picture, row-major.
-
-    Args:
-      images: [N, H, W, 3] float in [0, 1] (values outside are clipped).
-      columns: images per row; default ceil(sqrt(N)).
-
-    Returns:
-      [rows·H, columns·W, 3] uint8; empty cells are black.
-    """
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"image_grid expects [N, H, W, 3] images, got shape {images.shape}")
-    count, height, width, _ = images.shape
-    columns = columns or max(1, math.ceil(math.sqrt(count)))
-    rows = max(1, math.ceil(count / columns))
-    grid = np.zeros([rows * height, columns * width, 3], np.uint8)
-    pixels = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
-    for index in range(count):
-        row, column = divmod(index, columns)
-        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = pixels[index]
-    return grid
 
 
 def sample_path(model_dir: str, step: int) -> str:
@@ -127,7 +74,7 @@ class TrainingSummaries:
             return
         with self.writer.as_default():
             for name, value in values.items():
-                write_scalar(name, value, step)
+                tf.summary.scalar(name, value, step=step)
         self.writer.flush()
         path = os.path.join(self.model_dir, METRICS_SUBDIR, TRAIN_METRICS_FILE)
         record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
@@ -135,7 +82,7 @@ class TrainingSummaries:
             f.write(json.dumps(record) + "\n")
 
     def samples(self, step: int, images: np.ndarray, captions: Sequence[str]) -> str | None:
-        """Writes the grid of `images` (one per caption) as PNG and to TensorBoard.
+        """Writes the grid of `images`, each caption under its image, as PNG and to TensorBoard.
 
         Args:
           step: training step.
@@ -147,7 +94,7 @@ class TrainingSummaries:
         """
         if not self.enabled:
             return None
-        grid = image_grid(images)
+        grid = grids.image_grid(images, captions)
         path = sample_path(self.model_dir, step)
         tf.io.write_file(path, tf.io.encode_png(grid))
         captions_path = os.path.join(self.model_dir, SAMPLES_SUBDIR, "captions.txt")
@@ -155,9 +102,9 @@ class TrainingSummaries:
             with tf.io.gfile.GFile(captions_path, "w") as f:
                 f.write("".join(f"{i}: {c}\n" for i, c in enumerate(captions)))
         with self.writer.as_default():
-            write_png("samples/generator_ema", grid, step)
-            write_text("samples/captions",
-                       "\n\n".join(f"{i}: {c}" for i, c in enumerate(captions)), step)
+            tf.summary.image("samples/generator_ema", grid[None], step=step)
+            tf.summary.text("samples/captions",
+                            "\n\n".join(f"{i}: {c}" for i, c in enumerate(captions)), step=step)
         self.writer.flush()
         return path
 
@@ -166,7 +113,7 @@ class TrainingSummaries:
         if not self.enabled:
             return
         with self.writer.as_default():
-            write_text(name, "    " + text.replace("\n", "\n    "), step)
+            tf.summary.text(name, "    " + text.replace("\n", "\n    "), step=step)
         self.writer.flush()
 
     def close(self) -> None:
