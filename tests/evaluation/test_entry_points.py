@@ -39,3 +39,5 @@ def test_evaluate_prints_a_markdown_table(scenes_dir, trained_evaluator, tmp_pat
     assert "| protocol | ema | real |" in done.stdout
     assert "| is_domain_val_8 |" in done.stdout and "| objacc_domain_val_8 |" in done.stdout
     assert registry.read_reports(model_dir, "objacc_domain_val_8")[0]["step"] == 5
+    # Progress: a bar (count of batches, ETA) for the generated and for the real images.
+    assert "ema images: 100%" in done.stderr and "real val images, domain" in done.stderr

@@ -78,6 +78,9 @@ def test_exported_run_gives_the_ema_generator_pixels_in_a_fresh_process(
         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=_env())
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert "version 1" in exported.stdout
+    for stage in ("[1/3] loading the EMA generator", "[2/3] loading the text encoder",
+                  "[3/3] tracing the signatures and writing the SavedModel: done in"):
+        assert stage in exported.stderr
     assert serving_module.list_versions(export_dir) == [1]
     assert export_lib.version_holding(export_dir, f"{model_dir}/checkpoints/ckpt-1") == 1
     assert export_lib.version_holding(export_dir, f"{model_dir}/checkpoints/ckpt-2") is None

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from xmcgan_tf import progress
 from xmcgan_tf.data import schema
 from xmcgan_tf.data import sentence_embedding
 from xmcgan_tf.evaluation import feature_extractors
@@ -105,14 +106,15 @@ def _read_conditioning(examples: tf.data.Dataset, judge: r_precision.Judge | Non
 
 
 def _generate_and_extract(generator: GeneratorFn, examples: tf.data.Dataset,
-                          networks: Mapping[str, Callable[[tf.Tensor], Mapping[str, tf.Tensor]]]
+                          networks: Mapping[str, Callable[[tf.Tensor], Mapping[str, tf.Tensor]]],
+                          name: str = "generator", num_batches: int | None = None
                           ) -> dict[str, dict[str, np.ndarray]]:
     """Runs the generator over the conditioning batches and every network over its images."""
     generate = tf.function(
         lambda z, sentence, words, mask: generator(z, sentence, words, mask, training=False),
         reduce_retracing=True)
     outputs: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in networks}
-    for batch in examples:
+    for batch in progress.bar(examples, desc=f"{name} images", total=num_batches):
         images = generate(batch["z"], batch["sentence"], batch["words"], batch["word_mask"])
         images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
         for name, network in networks.items():
@@ -251,7 +253,8 @@ def evaluate_generators(generators: Mapping[str, GeneratorFn], *, data_dir: str,
 
     for name, generator in generators.items():
         outputs = _generate_and_extract(
-            generator, examples(with_images=False, z_dim=z_dim), networks)
+            generator, examples(with_images=False, z_dim=z_dim), networks, name=name,
+            num_batches=-(-count // batch_size))
         score(name, inputs(outputs), chosen)
     if real_reference:
         score("real", inputs(real_side), [m for m in chosen if m.real_reference])

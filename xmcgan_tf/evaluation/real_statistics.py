@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from xmcgan_tf import progress
 from xmcgan_tf.data import schema
 from xmcgan_tf.data import sentence_embedding
 
@@ -172,18 +173,21 @@ def cached(cache_dir: str, key: Mapping[str, object],
 
 
 def run_network(network: Callable[[tf.Tensor], Mapping[str, tf.Tensor]],
-                images: tf.data.Dataset) -> dict[str, np.ndarray]:
+                images: tf.data.Dataset, desc: str = "real images",
+                num_batches: int | None = None) -> dict[str, np.ndarray]:
     """Runs `network` over a dataset of image batches and concatenates its named outputs.
 
     Args:
       network: images [B, S, S, 3] float32 in [0, 1] -> name -> [B, ...] tensor.
       images: dataset of [B, S, S, 3] float32 batches.
+      desc: label of the progress bar.
+      num_batches: batches in `images`, for the progress bar's ETA (None: unknown).
 
     Returns:
       name -> [N, ...] np.ndarray.
     """
     outputs: dict[str, list[np.ndarray]] = {}
-    for batch in images:
+    for batch in progress.bar(images, desc=desc, total=num_batches):
         for name, value in network(batch).items():
             outputs.setdefault(name, []).append(np.asarray(value))
     if not outputs:
@@ -219,6 +223,8 @@ def real_outputs(network: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], *,
     def compute() -> dict[str, np.ndarray]:
         examples = eval_examples(data_dir, split, image_size=image_size, batch_size=batch_size,
                                  num_samples=num_samples)
-        return run_network(network, examples.map(lambda batch: batch["image"]))
+        return run_network(network, examples.map(lambda batch: batch["image"]),
+                           desc=f"real {split} images, {network_name}",
+                           num_batches=-(-num_samples // batch_size) if num_samples else None)
 
     return cached(cache_dir or default_cache_dir(data_dir), key, compute)

@@ -27,6 +27,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 import xmcgan_tf
 from xmcgan_tf import paths
+from xmcgan_tf import progress
 from xmcgan_tf.export import serving_module
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.text import encoder as text_encoder_lib
@@ -198,7 +199,9 @@ def export(checkpoint_dir: str, export_dir: str, *, version: int | None = None,
         existing version.
       generator_loading.CheckpointError: no usable run directory or checkpoint.
     """
-    loaded = generator_loading.load_generators(checkpoint_dir, checkpoint)
+    stages = progress.Stages(3)
+    with stages("loading the EMA generator"):
+        loaded = generator_loading.load_generators(checkpoint_dir, checkpoint)
     run_info = loaded.run_info
     recorded = (run_info.get("dataset_info") or {}).get("text_encoder") or {}
     preprocessor = text_preprocessor or recorded.get("preprocessor")
@@ -209,16 +212,20 @@ def export(checkpoint_dir: str, export_dir: str, *, version: int | None = None,
     max_tokens = int(run_info["max_tokens"])
     embedding_dim = int(run_info["generator_config"]["embedding_dim"])
     method = sentence_embedding or run_info.get("sentence_embedding") or "official"
-    encoder_layer = text_encoder_lib.TextEncoder(preprocessor, encoder, max_tokens=max_tokens)
+    with stages(f"loading the text encoder {encoder}"):
+        encoder_layer = text_encoder_lib.TextEncoder(preprocessor, encoder,
+                                                     max_tokens=max_tokens)
     if encoder_layer.embedding_dim != embedding_dim:
         raise ExportError(f"text encoder {encoder!r} gives D={encoder_layer.embedding_dim} but the "
                           f"run was trained on D={embedding_dim} embeddings")
     module = serving_module.ServingModule(
         loaded.generator_ema, encoder_layer, max_tokens=max_tokens, embedding_dim=embedding_dim,
         sentence_embedding=method)
-    version, path = write_version(module, export_dir, version=version, info={
-        "checkpoint": loaded.checkpoint_path, "step": loaded.step, "model_dir": checkpoint_dir,
-        "text_preprocessor": preprocessor, "text_encoder": encoder,
-    })
+    with stages("tracing the signatures and writing the SavedModel"):
+        version, path = write_version(module, export_dir, version=version, info={
+            "checkpoint": loaded.checkpoint_path, "step": loaded.step,
+            "model_dir": checkpoint_dir, "text_preprocessor": preprocessor,
+            "text_encoder": encoder,
+        })
     return ExportResult(version=version, path=path, step=loaded.step,
                         checkpoint_path=loaded.checkpoint_path)

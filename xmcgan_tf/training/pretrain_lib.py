@@ -32,6 +32,7 @@ from xmcgan_tf.models import dual_encoder_pretraining
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.networks import dual_encoder as dual_encoder_lib
 from xmcgan_tf.training import distribute
+from xmcgan_tf.training import summaries
 
 CONFIG_FILE = "config.gin"
 METRICS_FILE = os.path.join("metrics", "pretrain.jsonl")
@@ -101,11 +102,34 @@ class _CheckpointCallback(keras.callbacks.Callback):
         logging.info("step %d: %s", step, " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
 
 
+class _ProgressCallback(keras.callbacks.Callback):
+    """Every `log_every` steps: the training losses, steps/s and the ETA in the log."""
+
+    def __init__(self, *, num_steps: int, start_step: int, steps_per_epoch: int,
+                 log_every: int):
+        super().__init__()
+        self._progress = summaries.Progress(num_steps, start_step)
+        self._steps_per_epoch = steps_per_epoch
+        self._log_every = log_every
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        step = self._epoch * self._steps_per_epoch + batch + 1
+        if step % self._log_every == 0 or step == self._progress.total_steps:
+            values = {k if k.startswith("loss/") else f"loss/{k}": float(v)
+                      for k, v in (logs or {}).items()}
+            self._progress.log(step, values, self._progress.tick(step))
+
+
 def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
              image_size: int = 64, batch_size: int = 64, learning_rate: float = 2e-4,
              data_variant: str = "single", sentence_embedding: str = "official",
              label_rule: str = "largest_area", shuffle_buffer: int = 256,
              random_flip: bool = True, steps_per_checkpoint: int = 200, keep_checkpoints: int = 3,
+             log_every: int = 20,
              validation_batches: int = 4, seed: int = 0, strategy: str = "default",
              tpu: str | None = None,
              encoder_fn: Callable[..., dual_encoder_lib.DualEncoder] = dual_encoder_lib.DualEncoder,
@@ -131,6 +155,7 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
         left and right).
       steps_per_checkpoint: steps between checkpoints (one Keras epoch).
       keep_checkpoints: checkpoints kept.
+      log_every: steps between progress lines (losses, steps/s, ETA).
       validation_batches: batches of the `val` split evaluated at each checkpoint (0 = none).
       seed: data and initialisation seed.
       strategy: default | mirrored | multi_worker | tpu.
@@ -200,12 +225,16 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
               "embedding_dim": info.embedding_dim, "image_size": image_size})
     callbacks = [callback]
     if chief:
+        callbacks.append(_ProgressCallback(num_steps=epochs * steps_per_checkpoint,
+                                           start_step=start,
+                                           steps_per_epoch=steps_per_checkpoint,
+                                           log_every=log_every))
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")))
     if initial_epoch < epochs:
         with input_pipeline.dataset_errors():
             model.fit(data("train", training=True), epochs=epochs, initial_epoch=initial_epoch,
                       steps_per_epoch=steps_per_checkpoint, validation_data=validation,
                       validation_steps=validation_batches if validation is not None else None,
-                      callbacks=callbacks, verbose=2)
+                      callbacks=callbacks, verbose=0)
     return PretrainResult(step=int(step.numpy()), encoder_dir=model_dir,
                           train_metrics=callback.last_train, val_metrics=callback.last_val)
