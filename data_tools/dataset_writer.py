@@ -13,8 +13,9 @@ captions and labels) into `OUTPUT_DIR/<split>.tfrecord-XXXXX-of-YYYYY` shards in
 - Shard k of K holds items floor(k * n / K) .. floor((k + 1) * n / K) - 1 of the split's n
   items (contiguous runs), so the assignment depends only on n and K. Each shard is written
   to `<shard>.tmp` and renamed when complete, after its statistics
-  (`shard_stats/<shard>.json`: record count, problems, settings) are written; a re-run skips
-  every shard whose file and statistics exist and rewrites only the others.
+  (`shard_stats/<shard>.json`: record count, problems, settings) are written; a re-run keeps
+  every shard whose file and statistics exist and that skipped no missing or unreadable
+  image, and rewrites the others (so images restored since the last run are written).
 - Bad input never stops the run: a missing or undecodable image, or an image without a
   non-empty caption, is skipped; empty captions are dropped; grayscale, CMYK, palette and alpha
   images are converted to RGB. Each event is recorded with the file name and printed in a
@@ -36,6 +37,7 @@ import tensorflow as tf
 import tqdm
 from absl import app
 from absl import flags
+from absl import logging
 
 import xmcgan_tf
 from data_tools import image_io
@@ -64,6 +66,8 @@ PROBLEM_TITLES = {
     CONVERTED: "converted to RGB",
 }
 SKIPPING_PROBLEMS = (MISSING_IMAGE, UNREADABLE_IMAGE, NO_CAPTIONS)
+# Skipped images a re-run tries again: the file may have been restored or repaired since.
+RETRIED_PROBLEMS = (MISSING_IMAGE, UNREADABLE_IMAGE)
 _NAMES_SHOWN = 20
 
 
@@ -386,12 +390,16 @@ def _write_split(output_dir: str, split: str, items: Sequence[Item], num_shards:
         shard = schema.shard_name(split, k, num_shards)
         stats = _read_stats(output_dir, shard)
         complete = tf.io.gfile.exists(os.path.join(output_dir, shard)) and stats is not None
+        retried = sum(p[0] in RETRIED_PROBLEMS for p in stats["problems"]) if complete else 0
         if complete and stats.get("fingerprint") != fingerprint:
             raise schema.DatasetError(
                 f"{os.path.join(output_dir, shard)} was written with other settings "
                 f"({_stats_path(output_dir, shard)}: {stats.get('fingerprint')}; this run: "
                 f"{fingerprint}). Use a new output directory or overwrite=True (--overwrite).")
-        if complete:
+        if complete and retried:
+            logging.info("%s: writing it again, %d image(s) were missing or unreadable last "
+                         "time", shard, retried)
+        if complete and not retried:
             summary.shards_skipped += 1
             summary.written += stats["records"]
             summary.max_captions = max(summary.max_captions, stats["max_captions"])

@@ -1,7 +1,9 @@
 """Reading, checking and normalising image files for the TFRecord writers (SPEC §1.1, §1.4).
 
-Every stored image is an encoded RGB PNG or JPEG. Files that already are RGB PNG/JPEG in the
-upright orientation are stored byte for byte; everything else (grayscale, CMYK, palette, alpha,
+Every stored image is an encoded RGB PNG or JPEG that TensorFlow's own decoder (the one
+training uses) reads. Files that already are RGB PNG/JPEG in the upright orientation are
+stored byte for byte once that decoder accepts them (PIL does not check, for example, a PNG
+chunk's CRC; TensorFlow does); everything else (grayscale, CMYK, palette, alpha,
 16-bit, other formats, EXIF-rotated, cropped) is decoded, converted to RGB and re-encoded: JPEG
 sources as JPEG (quality 95), all others as lossless PNG. Alpha is composited onto white.
 """
@@ -11,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 from PIL import ImageOps
 
@@ -92,6 +96,16 @@ def decode_rgb(data: bytes) -> np.ndarray:
         return np.asarray(_to_rgb(img))
 
 
+def check_tensorflow_decodes(data: bytes, name: str) -> None:
+    """Raises ImageError unless `tf.io.decode_image` (what training uses) decodes `data`."""
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except tf.errors.OpError as e:
+        cause = re.sub(r"\{\{.*?\}\}\s*", "", e.message.strip().splitlines()[0])
+        raise ImageError(f"cannot decode image {name} with TensorFlow's decoder: {cause}"
+                         ) from e
+
+
 def prepare_image(data: bytes, name: str,
                   crop_box: tuple[float, float, float, float] | None = None) -> RgbImage:
     """Decodes, checks and normalises one image.
@@ -118,6 +132,7 @@ def prepare_image(data: bytes, name: str,
     unchanged = (source_mode == "RGB" and source_format in _KEPT_FORMATS
                  and orientation in (0, 1) and crop_box is None)
     if unchanged:
+        check_tensorflow_decodes(data, name)
         return RgbImage(data=data, height=img.height, width=img.width, source_mode=source_mode,
                         source_format=source_format, converted=False)
     try:

@@ -336,6 +336,25 @@ class InputPipelineErrorTest(tf.test.TestCase, parameterized.TestCase):
                 for _ in dataset:
                     pass
 
+    def test_an_image_tensorflow_cannot_decode_names_its_shard_and_record(self):
+        name = schema.shard_name("train", 1, 2)
+        path = os.path.join(self.data_dir, name)
+        records = [tf.train.Example.FromString(r.numpy())
+                   for r in tf.data.TFRecordDataset(path)]
+        image = records[2].features.feature[schema.IMAGE].bytes_list
+        png = bytearray(tf.io.encode_png(np.zeros([4, 4, 3], np.uint8)).numpy())
+        png[-13] ^= 0xFF  # the CRC of the IDAT chunk (IEND is the last 12 bytes)
+        image.value[0] = bytes(png)
+        with tf.io.TFRecordWriter(path) as writer:
+            for record in records:
+                writer.write(record.SerializeToString())
+        dataset = _make(self.data_dir, batch_size=2)
+        with self.assertRaisesRegex(schema.DatasetError,
+                                    f"cannot decode .*Invalid PNG data.*{name} record 2"):
+            with input_pipeline.dataset_errors(self.data_dir, "train"):
+                for _ in dataset:
+                    pass
+
     def test_dataset_errors_passes_other_errors(self):
         with self.assertRaises(tf.errors.InvalidArgumentError):
             with input_pipeline.dataset_errors():

@@ -1,5 +1,6 @@
 """Tests of data_tools.dataset_writer: sharding, resume, bad-input accounting, dataset_info."""
 
+import dataclasses
 import io
 import json
 import os
@@ -151,6 +152,30 @@ def test_resume_rewrites_only_missing_shards(tmp_path):
     assert schema.read_dataset_info(str(tmp_path)).splits == {"train": 9}
 
 
+def test_a_rerun_writes_again_the_shards_whose_images_were_missing(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    items = []
+    for i in range(6):
+        items.append(dataset_writer.Item(filename=f"img_{i}.png",
+                                         captions=[f"caption of image {i}"],
+                                         image_path=str(images / f"img_{i}.png")))
+        if i >= 2:  # images 0 and 1 (shard 0 of 3) are missing in the first run
+            (images / f"img_{i}.png").write_bytes(png(i))
+    output = tmp_path / "data"
+    first = write(output, {"train": items})
+    assert first.splits["train"].written == 4 and first.splits["train"].skipped == 2
+    for i in range(2):  # restored
+        (images / f"img_{i}.png").write_bytes(png(i))
+    second = write(output, {"train": items})
+    split = second.splits["train"]
+    assert (split.shards_written, split.shards_skipped, split.written) == (1, 2, 6)
+    assert [r["filename"].decode() for r in read_split(output, "train")] == [
+        f"img_{i}.png" for i in range(6)]
+    third = write(output, {"train": items})  # now complete: nothing is written again
+    assert third.splits["train"].shards_written == 0
+
+
 def test_interrupted_run_leaves_no_partial_shard_and_resumes(tmp_path):
     items = {"train": make_items(9)}
     with pytest.raises(KeyboardInterrupt):
@@ -232,12 +257,14 @@ def test_bad_inputs_are_counted_and_named(tmp_path, capsys):
             assert img.mode == "RGB"
     alpha = tf.io.decode_image(recs[2]["image"]).numpy()
     assert (alpha == 255).all()  # fully transparent -> white
-    # A re-run keeps the shards and still reports the problems recorded with them.
+    # A re-run keeps the shard without missing or unreadable images, tries the other one
+    # again, and reports the same problems.
     again = dataset_writer.write_dataset(
         str(tmp_path / "out"), {"train": items}, embed_fn=FakeEmbed(), num_shards=2,
         source="test", text_encoder_handles={}, progress=False, log=None)
-    assert again.splits["train"].shards_skipped == 2
-    assert again.splits["train"].problems == split.problems
+    assert (again.splits["train"].shards_skipped, again.splits["train"].shards_written) == (1, 1)
+    assert (sorted(map(dataclasses.astuple, again.splits["train"].problems))
+            == sorted(map(dataclasses.astuple, split.problems)))
 
 
 def test_everything_failing_raises(tmp_path):

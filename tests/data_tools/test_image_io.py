@@ -120,6 +120,15 @@ def test_undecodable_bytes_raise_image_error_naming_the_file(data):
         image_io.prepare_image(data, "bad.png")
 
 
+def test_a_png_tensorflow_cannot_decode_is_refused():
+    png = bytearray(_encode(Image.fromarray(_pixels(np.random.default_rng(5), 16, 16)), "PNG"))
+    png[-13] ^= 0xFF  # the CRC of the IDAT chunk: PIL reads the image, TensorFlow does not
+    with Image.open(io.BytesIO(bytes(png))) as img:
+        img.load()
+    with pytest.raises(image_io.ImageError, match="crc.png with TensorFlow's decoder"):
+        image_io.prepare_image(bytes(png), "crc.png")
+
+
 def test_truncated_jpeg_raises():
     data = _encode(Image.fromarray(_pixels(np.random.default_rng(3), 64, 64)), "JPEG")
     with pytest.raises(image_io.ImageError, match="t.jpg"):

@@ -61,18 +61,45 @@ def dataset_info(data_dir: str) -> schema.DatasetInfo:
 
 
 @contextlib.contextmanager
-def dataset_errors() -> Iterator[None]:
-    """Re-raises a corrupt-shard error of a pipeline iterated inside as `schema.DatasetError`.
+def dataset_errors(data_dir: str | None = None, split: str | None = None) -> Iterator[None]:
+    """Re-raises a data error of a pipeline iterated inside as one `schema.DatasetError`: a
+    corrupt shard (named by the pipeline's check), or an image TensorFlow cannot decode (the
+    shards of `data_dir`/`split` are then scanned to name the shard and the record).
 
-    Usage: `with input_pipeline.dataset_errors(): model.fit(dataset, ...)`.
+    Usage: `with input_pipeline.dataset_errors(data_dir, "train"): model.fit(dataset, ...)`.
     """
     try:
         yield
     except tf.errors.OpError as e:
         match = _CORRUPT_SHARD_PATTERN.search(e.message)
-        if match is None:
+        if match is not None:
+            raise schema.DatasetError(match.group(0)) from e
+        if "DecodeImage" not in e.message and "decode_image" not in e.message:
             raise
-        raise schema.DatasetError(match.group(0)) from e
+        cause = re.sub(r"\{\{.*?\}\}\s*", "", e.message.strip().splitlines()[0])
+        bad = undecodable_records(data_dir, split) if data_dir and split else []
+        where = (", ".join(f"{path} record {index}" for path, index in bad) if bad
+                 else f"a record of {data_dir or 'the dataset'}")
+        raise schema.DatasetError(f"an image TensorFlow cannot decode ({cause}) in {where}; "
+                                  "convert the dataset again (the converters now refuse such "
+                                  "images) or remove the record") from e
+
+
+def undecodable_records(data_dir: str, split: str, limit: int = 3) -> list[tuple[str, int]]:
+    """(shard path, record index) of up to `limit` records whose image
+    `tf.io.decode_image` refuses."""
+    bad = []
+    for path in schema.list_shards(data_dir, split):
+        for index, serialized in enumerate(tf.data.TFRecordDataset(path)):
+            image = tf.io.parse_single_example(
+                serialized, {schema.IMAGE: tf.io.FixedLenFeature([], tf.string)})[schema.IMAGE]
+            try:
+                tf.io.decode_image(image, channels=3, expand_animations=False)
+            except tf.errors.OpError:
+                bad.append((path, index))
+                if len(bad) >= limit:
+                    return bad
+    return bad
 
 
 def _check_positive(**values: int | None) -> None:

@@ -342,7 +342,8 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
     current = start_step
     try:
         while current < num_steps:
-            outputs = train_step_fn(iterator)
+            with input_pipeline.dataset_errors(data_dir, "train"):
+                outputs = train_step_fn(iterator)
             current = int(step.numpy())
             values = {name: float(value) for name, value in outputs.items()}
             bad = sorted(name for name, value in values.items() if not np.isfinite(value))
