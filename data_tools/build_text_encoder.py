@@ -636,11 +636,12 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     flag_values = flags.FLAGS
-    build_text_encoder(
-        flag_values.output_dir,
-        weights_dir=flag_values.weights_dir,
-        seq_length=flag_values.seq_length,
-    )
+    with cli.exit_on(*cli.USER_ERRORS):
+        build_text_encoder(
+            flag_values.output_dir,
+            weights_dir=flag_values.weights_dir,
+            seq_length=flag_values.seq_length,
+        )
 
 
 def entry_point() -> None:

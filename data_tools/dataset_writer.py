@@ -615,6 +615,8 @@ def run_tool(define_tool_flags: Callable[[], None],
     def main(argv: Sequence[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        run(flags.FLAGS)
+        with cli.exit_on(*cli.USER_ERRORS, tf.errors.NotFoundError,
+                         tf.errors.PermissionDeniedError):
+            run(flags.FLAGS)
 
     cli.run(main, define_tool_flags, entry_module=define_tool_flags.__module__)

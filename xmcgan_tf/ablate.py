@@ -171,7 +171,8 @@ def main(argv: Sequence[str]) -> None:
         study_info["gin bindings"] = "; ".join(FLAGS.gin_param)
     with cli.exit_on(train_lib.NonFiniteLossError, code=cli.EXIT_NON_FINITE), \
             cli.exit_on(ablation.AblationError, gin_config.GinConfigError, schema.DatasetError,
-                        checkpointing.CheckpointError, feature_extractors.FeatureNetworkError):
+                        checkpointing.CheckpointError, feature_extractors.FeatureNetworkError,
+                        *cli.USER_ERRORS):
         if not os.path.exists(gin_config.resolve_gin_file(FLAGS.base_gin)):
             raise ablation.AblationError(f"--base_gin {FLAGS.base_gin!r} not found (as given "
                                          f"or under {gin_config.GIN_DIR})")

@@ -21,6 +21,10 @@ from absl import logging
 
 EXIT_NON_FINITE = 1  # training stopped on a NaN/Inf loss; the last good checkpoint is kept
 EXIT_USER_ERROR = 2  # bad configuration, input or path
+# Errors of input, configuration or paths that every entry point reports in one line:
+# ValueError (bad values, unparsable JSON, gin and dataset errors derive from it) and OSError
+# (missing, unreadable or unwritable files and directories, ports in use).
+USER_ERRORS = (ValueError, OSError)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ files that use `from __gin__ import dynamic_registration`, then call the configu
 from __future__ import annotations
 
 import contextlib
+import tokenize
 import logging as python_logging
 import os
 from typing import Callable, Sequence
@@ -73,7 +74,7 @@ def parse_config(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
         with _quiet_gin_search():
             gin.parse_config_files_and_bindings([resolve_gin_file(f) for f in gin_files],
                                                 list(gin_params))
-    except (ValueError, KeyError, OSError, SyntaxError) as e:
+    except (ValueError, KeyError, OSError, SyntaxError, tokenize.TokenError) as e:
         raise GinConfigError(f"bad gin configuration: {e}") from e
 
 

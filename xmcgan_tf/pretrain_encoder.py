@@ -57,7 +57,7 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.tpu is not None:
         overrides["tpu"] = FLAGS.tpu
     with cli.exit_on(gin_config.GinConfigError, schema.DatasetError,
-                     pretrain_lib.PretrainCheckpointError):
+                     pretrain_lib.PretrainCheckpointError, *cli.USER_ERRORS):
         gin_config.parse_config(FLAGS.gin_file, FLAGS.gin_param)
         result = run_pretraining(**overrides)
     print(f"dual encoder saved in {result.encoder_dir} at step {result.step}; "

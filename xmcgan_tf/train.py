@@ -24,6 +24,7 @@ import os
 from typing import Sequence
 
 import gin
+import tensorflow as tf
 from absl import app
 from absl import flags
 from absl import logging
@@ -93,7 +94,8 @@ def main(argv: Sequence[str]) -> None:
     if _TPU.value is not None:
         overrides["tpu"] = _TPU.value
     with cli.exit_on(train_lib.NonFiniteLossError, code=cli.EXIT_NON_FINITE), \
-            cli.exit_on(GinConfigError, schema.DatasetError, checkpointing.CheckpointError):
+            cli.exit_on(GinConfigError, schema.DatasetError, checkpointing.CheckpointError,
+                        *cli.USER_ERRORS, tf.errors.NotFoundError):
         parse_config(_GIN_FILE.value, _GIN_PARAM.value)
         result = run_training(**overrides)
     logging.info("done at step %d; last checkpoint %s", result.step, result.checkpoint_path)

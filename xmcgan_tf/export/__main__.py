@@ -43,7 +43,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     with cli.exit_on(export_lib.ExportError, generator_loading.CheckpointError,
-                     FileNotFoundError):
+                     *cli.USER_ERRORS):
         if FLAGS.skip_if_exported:
             checkpoint = generator_loading.resolve_checkpoint(FLAGS.model_dir,
                                                               FLAGS.checkpoint)

@@ -99,6 +99,20 @@ def _publish(temp_dir: str, target: str) -> None:
     os.rename(temp_dir, target)
 
 
+def check_writable(export_dir: str) -> None:
+    """Raises ExportError unless `export_dir` can be created and written to (checked before
+    the model is loaded, so that a bad path fails in a second, not after minutes)."""
+    try:
+        os.makedirs(export_dir, exist_ok=True)
+        probe = os.path.join(export_dir, f"{_TEMP_PREFIX}probe-{os.getpid()}")
+        with open(probe, "w", encoding="utf-8") as f:
+            f.write("")
+        os.remove(probe)
+    except OSError as e:
+        raise ExportError(f"cannot write to the export directory {export_dir!r}: "
+                          f"{e.strerror or e}") from e
+
+
 def write_version(module: serving_module.ServingModule, export_dir: str, *,
                   version: int | None = None,
                   info: Mapping[str, Any] | None = None) -> tuple[int, str]:
@@ -199,6 +213,7 @@ def export(checkpoint_dir: str, export_dir: str, *, version: int | None = None,
         existing version.
       generator_loading.CheckpointError: no usable run directory or checkpoint.
     """
+    check_writable(export_dir)
     stages = progress.Stages(3)
     with stages("loading the EMA generator"):
         loaded = generator_loading.load_generators(checkpoint_dir, checkpoint)

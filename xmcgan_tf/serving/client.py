@@ -212,17 +212,19 @@ def main(argv: Sequence[str]) -> None:
     captions = list(argv[1:])
     if not captions:
         raise app.UsageError('give one or more captions, e.g. "a small red circle"')
-    seeds = parse_seeds(FLAGS.seeds)
-    if seeds is None:
-        images = predict(FLAGS.server, captions, protocol=FLAGS.protocol,
-                         model_name=FLAGS.model_name, version=FLAGS.version,
-                         timeout=FLAGS.timeout)[:, None]
-    else:
-        flat_captions, flat_seeds = expand(captions, seeds)
-        images = predict(FLAGS.server, flat_captions, seeds=flat_seeds, protocol=FLAGS.protocol,
-                         model_name=FLAGS.model_name, version=FLAGS.version, timeout=FLAGS.timeout)
-        images = images.reshape((len(captions), len(seeds)) + images.shape[1:])
-    write_png(FLAGS.output, captioned_grid(images, captions, seeds))
+    with cli.exit_on(ServingClientError, *cli.USER_ERRORS):
+        seeds = parse_seeds(FLAGS.seeds)
+        if seeds is None:
+            images = predict(FLAGS.server, captions, protocol=FLAGS.protocol,
+                             model_name=FLAGS.model_name, version=FLAGS.version,
+                             timeout=FLAGS.timeout)[:, None]
+        else:
+            flat_captions, flat_seeds = expand(captions, seeds)
+            images = predict(FLAGS.server, flat_captions, seeds=flat_seeds,
+                             protocol=FLAGS.protocol, model_name=FLAGS.model_name,
+                             version=FLAGS.version, timeout=FLAGS.timeout)
+            images = images.reshape((len(captions), len(seeds)) + images.shape[1:])
+        write_png(FLAGS.output, captioned_grid(images, captions, seeds))
     print(f"wrote {FLAGS.output}: {len(captions)} caption(s) x {images.shape[1]} image(s) of "
           f"{images.shape[2]} px")
 
