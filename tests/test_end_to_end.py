@@ -39,7 +39,7 @@ def _run(model_dir: str, data_dir: str, num_steps: int) -> subprocess.Popen:
 
 
 def _losses_by_step(model_dir: str) -> dict[int, dict]:
-    """The last logged record of every step (a resumed run logs its steps again)."""
+    """The logged record of every step."""
     return {r["step"]: {k: v for k, v in r.items() if k.startswith(("loss/", "scores/",
                                                                     "contrastive/"))}
             for r in summaries.read_train_metrics(model_dir)}
@@ -73,10 +73,15 @@ def test_kill_resume_continue(tmp_path):
 
     # 2. Restart the same run, and 3. train an uninterrupted twin, side by side.
     straight_dir = str(tmp_path / "straight")
+    leftover = os.path.join(checkpoints, f"ckpt-{resumed_at + 1}_temp")  # a save killed midway
+    os.makedirs(os.path.join(leftover, "part-00000-of-00001"))
     resumed, straight = _run(killed_dir, data_dir, stop), _run(straight_dir, data_dir, stop)
     resumed_log = _wait(resumed, 900)
     _wait(straight, 900)
     assert f"resumed from {checkpoints}/ckpt-{resumed_at}" in resumed_log
+    assert not os.path.exists(leftover)
+    steps = [r["step"] for r in summaries.read_train_metrics(killed_dir)]
+    assert steps == sorted(set(steps)) and steps[-1] == stop  # every step logged once
 
     expected, actual = _losses_by_step(straight_dir), _losses_by_step(killed_dir)
     for step in (resumed_at + 1, stop):

@@ -45,6 +45,18 @@ def test_writes_scalars_samples_and_text(tmp_path):
     assert events[("config/operative_gin", 4)].metadata.plugin_data.plugin_name == "text"
 
 
+def test_a_restart_drops_the_records_written_after_its_checkpoint(tmp_path):
+    reports = summaries.TrainingSummaries(str(tmp_path))
+    for step in range(1, 9):  # an interrupted run logged steps 1..8, its checkpoint is step 4
+        reports.scalars(step, {"loss/d_total": float(step)})
+    reports.close()
+    resumed = summaries.TrainingSummaries(str(tmp_path), start_step=4)
+    resumed.scalars(5, {"loss/d_total": 50.0})
+    resumed.close()
+    assert [(r["step"], r["loss/d_total"]) for r in summaries.read_train_metrics(str(tmp_path))
+            ] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 50.0)]
+
+
 def test_disabled_writer_writes_nothing(tmp_path):
     reports = summaries.TrainingSummaries(str(tmp_path / "run"), enabled=False)
     reports.scalars(1, {"loss/d_total": 1.0})

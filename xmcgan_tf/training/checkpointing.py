@@ -20,6 +20,7 @@ import os
 from typing import Any, Mapping
 
 import tensorflow as tf
+from absl import logging
 
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.models import xmcgan
@@ -112,6 +113,18 @@ class RunCheckpoint:
                                   "run with the same MODEL_DIR and TF_CONFIG")
         return path
 
+    def remove_unfinished_saves(self) -> list[str]:
+        """Deletes the `<prefix>-N_temp*` directories a save killed midway leaves behind (call
+        at start, before any save); returns what was removed."""
+        removed = []
+        for path in tf.io.gfile.glob(os.path.join(self.directory, "*_temp*")):
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
+            removed.append(path)
+        return removed
+
     def restore_latest(self) -> str | None:
         """Restores the latest checkpoint, if any, strictly.
 
@@ -123,6 +136,8 @@ class RunCheckpoint:
             from the checkpoint or has another shape, or the checkpoint holds variables the
             model lacks.
         """
+        for leftover in self.remove_unfinished_saves():
+            logging.info("removed %s, left by an interrupted save", leftover)
         path = self.latest()
         if path is None:
             return None

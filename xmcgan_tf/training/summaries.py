@@ -55,18 +55,32 @@ class TrainingSummaries:
     Args:
       model_dir: the run directory.
       enabled: False on non-chief workers (nothing is written).
+      start_step: the step the run (re)starts from: records of later steps in
+        metrics/train.jsonl, written after that checkpoint by an interrupted run, are removed,
+        so that every step appears once.
     """
 
-    def __init__(self, model_dir: str, enabled: bool = True):
+    def __init__(self, model_dir: str, enabled: bool = True, start_step: int = 0):
         self.model_dir = model_dir
         self.enabled = enabled
         if enabled:
             for subdir in (METRICS_SUBDIR, SAMPLES_SUBDIR):
                 tf.io.gfile.makedirs(os.path.join(model_dir, subdir))
+            self._drop_records_after(start_step)
             self.writer = tf.summary.create_file_writer(
                 os.path.join(model_dir, TENSORBOARD_SUBDIR))
         else:
             self.writer = tf.summary.create_noop_writer()
+
+    def _drop_records_after(self, step: int) -> None:
+        path = os.path.join(self.model_dir, METRICS_SUBDIR, TRAIN_METRICS_FILE)
+        records = read_train_metrics(self.model_dir)
+        kept = [r for r in records if r["step"] <= step]
+        if len(kept) == len(records):
+            return
+        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in kept))
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """Writes scalars to TensorBoard and appends {step, **values} to metrics/train.jsonl."""

@@ -295,7 +295,7 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
         max_to_keep=keep_checkpoints)
     resumed_from = run_checkpoint.restore_latest()
     start_step = int(step.numpy())
-    reports = summaries.TrainingSummaries(model_dir, enabled=chief)
+    reports = summaries.TrainingSummaries(model_dir, enabled=chief, start_step=start_step)
     if operative_config is not None and chief:
         config_text = operative_config()
         with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
