@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 PY=.venv/bin/python
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1  # progress lines as they come (the tools hide TensorFlow's own logs)
 
 DEMO="${DEMO_DIR:-demo}"
 TRAIN_IMAGES="${DEMO_TRAIN_IMAGES:-2000}"
@@ -77,3 +77,4 @@ $PY -m xmcgan_tf.generate --export_dir="$DEMO/export" --output="$DEMO/generated.
 echo
 echo "[demo] done: samples in $DEMO/xmcgan_64/samples/, TensorBoard: .venv/bin/tensorboard --logdir $DEMO,"
 echo "[demo] generated grid: $DEMO/generated.png"
+echo "[demo] type captions in a browser: .venv/bin/xmcgan-serve --model_base_path=$DEMO/export, then open http://127.0.0.1:8501/"
