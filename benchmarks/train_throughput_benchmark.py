@@ -1,8 +1,9 @@
 r"""Training throughput of XMC-GAN at 64 px: images/s (graph vs XLA) and the fraction of the
 machine's dense matmul FLOP/s that one training step achieves.
 
-    python -m benchmarks.train_throughput_benchmark [--gf_dim 32] [--batch_size 16] \
-        [--steps 10] [--modes graph,xla] [--output results.json]
+    python -m benchmarks.train_throughput_benchmark [--gf_dims 16,32] [--batch_size 16] \
+        [--d_steps_per_g_step 1] [--steps 10] [--modes graph,xla,bf16,xla_bf16] \
+        [--output results.json]
 
 What is measured, all in one process:
 - the machine's dense float32 matmul rate: an n×n @ n×n `tf.matmul` in a `tf.function`
@@ -21,9 +22,12 @@ What is measured, all in one process:
   a joint D + G update on the other, EMA), on in-memory random data so the input pipeline does
   not count, after warm-up steps (tracing/compilation excluded and reported separately).
 
-Utilisation = FLOPs per step × steps/s ÷ matmul FLOP/s. Networks: the 64 px tables of SPEC §2
-with widths gf = df (default 32, the paper's width at 128 px is 96), D = 384 (the offline MiniLM
-text encoder), T = 24, z 128.
+Utilisation = FLOPs per step × steps/s ÷ matmul FLOP/s (float32 FLOPs and the float32 matmul
+rate also for the bf16 modes: their figure says how much faster than float32 the step runs).
+Networks: the 64 px tables of SPEC §2 with widths gf = df for each of `--gf_dims` (16: the CPU
+recipe and the demo; 32; the paper's width at 128 px is 96), D = 384 (the offline MiniLM text
+encoder), T = 24, z 128. Modes: graph (tf.function), xla (jit_compile), bf16 and xla_bf16
+(the `mixed_bfloat16` policy).
 """
 
 from __future__ import annotations
@@ -97,14 +101,15 @@ def step_flops(model: xmcgan.XMCGAN, batch: dict) -> int:
     return (model.d_steps_per_g_step - 1) * d_only + joint
 
 
-def make_model(gf_dim: int, embedding_dim: int, max_tokens: int) -> xmcgan.XMCGAN:
+def make_model(gf_dim: int, embedding_dim: int, max_tokens: int,
+               d_steps_per_g_step: int = 2) -> xmcgan.XMCGAN:
     keras.utils.set_random_seed(0)
     model = xmcgan.XMCGAN(
         generator_lib.Generator(image_size=64, gf_dim=gf_dim, z_dim=128,
                                 embedding_dim=embedding_dim),
         discriminator_lib.Discriminator(image_size=64, df_dim=gf_dim,
                                         embedding_dim=embedding_dim),
-        max_tokens=max_tokens)
+        max_tokens=max_tokens, d_steps_per_g_step=d_steps_per_g_step)
     model.compile(d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5),
                   g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5))
     return model
@@ -124,11 +129,15 @@ def random_batch(batch_size: int, embedding_dim: int, max_tokens: int) -> dict:
 
 
 def benchmark_mode(mode: str, *, gf_dim: int, batch_size: int, steps: int, warmup: int,
-                   embedding_dim: int, max_tokens: int) -> dict:
-    """Times `steps` training steps after `warmup` in mode "graph" or "xla"."""
-    model = make_model(gf_dim, embedding_dim, max_tokens)
+                   embedding_dim: int, max_tokens: int, d_steps_per_g_step: int = 2) -> dict:
+    """Times `steps` training steps after `warmup` in mode graph, xla, bf16 or xla_bf16."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if "bf16" in mode else "float32")
+    try:
+        model = make_model(gf_dim, embedding_dim, max_tokens, d_steps_per_g_step)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     batch = random_batch(batch_size, embedding_dim, max_tokens)
-    step = tf.function(model.train_step, jit_compile=(mode == "xla"))
+    step = tf.function(model.train_step, jit_compile=mode.startswith("xla"))
     start = time.perf_counter()
     step(batch)["loss/g_total"].numpy()
     first = time.perf_counter() - start
@@ -141,7 +150,7 @@ def benchmark_mode(mode: str, *, gf_dim: int, batch_size: int, steps: int, warmu
     seconds = (time.perf_counter() - start) / steps
     flops = step_flops(model, batch)
     graph_count = graph_flops(tf.function(model.train_step).get_concrete_function(batch))
-    return {"mode": mode, "first_step_s": first, "s_per_step": seconds,
+    return {"mode": mode, "gf_dim": gf_dim, "first_step_s": first, "s_per_step": seconds,
             "images_per_s": batch_size / seconds, "flops_per_step": flops,
             "graph_flops_per_step": graph_count, "model_flops_per_s": flops / seconds,
             "g_params": model.generator.count_params(),
@@ -150,11 +159,14 @@ def benchmark_mode(mode: str, *, gf_dim: int, batch_size: int, steps: int, warmu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gf_dim", type=int, default=32, help="gf = df width")
+    parser.add_argument("--gf_dims", default="16,32", help="comma list of widths gf = df")
     parser.add_argument("--batch_size", type=int, default=16, help="global batch per step")
+    parser.add_argument("--d_steps_per_g_step", type=int, default=1,
+                        help="updates per step (1: the CPU recipe; 2: the paper)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per mode")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (incl. tracing)")
-    parser.add_argument("--modes", default="graph,xla", help="comma list of graph, xla")
+    parser.add_argument("--modes", default="graph,xla,bf16,xla_bf16",
+                        help="comma list of graph, xla, bf16, xla_bf16")
     parser.add_argument("--embedding_dim", type=int, default=384, help="text dimension D")
     parser.add_argument("--max_tokens", type=int, default=24, help="tokens per caption T")
     parser.add_argument("--matmul_n", type=int, default=2048, help="matmul size n")
@@ -164,10 +176,11 @@ def main() -> None:
     # The matmul rate is measured before and after the model (the best counts), so that a
     # machine shared with other work is not under-rated; the load average is reported.
     peak_before = matmul_flops_per_second(args.matmul_n)
-    rows = [benchmark_mode(mode, gf_dim=args.gf_dim, batch_size=args.batch_size,
+    rows = [benchmark_mode(mode, gf_dim=int(gf_dim), batch_size=args.batch_size,
                            steps=args.steps, warmup=args.warmup,
-                           embedding_dim=args.embedding_dim, max_tokens=args.max_tokens)
-            for mode in args.modes.split(",")]
+                           embedding_dim=args.embedding_dim, max_tokens=args.max_tokens,
+                           d_steps_per_g_step=args.d_steps_per_g_step)
+            for gf_dim in args.gf_dims.split(",") for mode in args.modes.split(",")]
     peak = max(peak_before, matmul_flops_per_second(args.matmul_n))
     results = {"machine": {"description": machine.describe(), "platform": platform.platform(),
                            "cpus": os.cpu_count(),
@@ -178,8 +191,8 @@ def main() -> None:
     print(f"dense matmul ({args.matmul_n}²): {peak / 1e9:.1f} GFLOP/s")
     for row in rows:
         row["utilisation"] = row["model_flops_per_s"] / peak
-        mode = row["mode"]
-        print(f"{mode:5s}: first step {row['first_step_s']:.1f} s, {row['s_per_step']:.3f} "
+        mode = f"gf {row['gf_dim']} {row['mode']}"
+        print(f"{mode:14s}: first step {row['first_step_s']:.1f} s, {row['s_per_step']:.3f} "
               f"s/step, {row['images_per_s']:.1f} images/s, "
               f"{row['flops_per_step'] / 1e9:.1f} GFLOP/step (graph count "
               f"{row['graph_flops_per_step'] / 1e9:.1f}), "
