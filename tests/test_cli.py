@@ -109,3 +109,32 @@ def test_the_client_reports_a_server_that_is_down_in_one_line(tmp_path):
                                 f"--protocol={protocol}", "--timeout=5",
                                 f"--output={tmp_path / 'grid.png'}", "a red circle"], tmp_path)
         assert str(port) in line or "unreachable" in line or "UNAVAILABLE" in line
+
+
+def _tiny_train(tmp_path, *params):
+    from tests.training import tiny_dataset
+
+    data_dir = str(tmp_path / "data")
+    tiny_dataset.write_dataset(data_dir, max_tokens=6, embedding_dim=16)
+    return ["xmcgan_tf.train", "--gin_file=tests/tiny.gin",
+            f"--gin_param=MODEL_DIR='{tmp_path / 'run'}'", f"--gin_param=DATA_DIR='{data_dir}'",
+            *[f"--gin_param={p}" for p in params]], data_dir
+
+
+def test_a_bad_training_value_is_one_line(tmp_path):
+    # ValueErrors of train_lib's checks (e.g. a batch that replicas do not divide) end the
+    # same way.
+    command, _ = _tiny_train(tmp_path, "train_lib.train.batch_size=0")
+    assert "batch_size" in _one_line_error(command, tmp_path)
+
+
+def test_a_shard_truncated_mid_run_is_one_line_naming_it(tmp_path):
+    command, data_dir = _tiny_train(tmp_path, "train_lib.train.num_steps=50")
+    shard = sorted(p for p in os.listdir(data_dir) if p.startswith("train.tfrecord"))[-1]
+    path = os.path.join(data_dir, shard)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])  # the first batches come from intact records
+    line = _one_line_error(command, tmp_path)
+    assert shard in line
