@@ -250,7 +250,7 @@ def test_unknown_models_versions_and_paths(server, path, method, status):
      grpc.StatusCode.INVALID_ARGUMENT, "declares shape [3] (3 values) but carries 2"),
     (lambda: _grpc_request("serve_embeddings", words=_declared(np.zeros([1, 1, 1], np.float32),
                                                                 [20000, 24, 384]),
-                           word_mask=np.ones([1, 24], np.float32)),
+                           word_mask=np.ones([1, tiny_export.MAX_TOKENS], np.float32)),
      grpc.StatusCode.INVALID_ARGUMENT, "words"),
     (lambda: _grpc_request("", captions=["x"], seed=np.int64([1])),
      grpc.StatusCode.INVALID_ARGUMENT, "unknown ['seed']"),
