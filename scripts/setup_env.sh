@@ -18,7 +18,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q -r requirements.txt
   "$VENV/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
   # The package itself, editable: the xmcgan-* commands, imports from any directory.
-  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+  PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 else
   echo "[setup] $VENV is up to date"

@@ -2,6 +2,7 @@
 an entry point uses, imports from any directory, and a quiet console."""
 
 import ast
+import logging
 import os
 import subprocess
 import sys
@@ -71,3 +72,18 @@ def test_verbosity_brings_back_tensorflow_start_up_logs(tmp_path):
     assert quiet.returncode == loud.returncode == 0
     assert "3" in quiet.stdout and quiet.stderr == ""
     assert "oneDNN" in loud.stderr or "cuda" in loud.stderr.lower()
+
+
+def test_quiet_console_drops_library_info_lines_but_keeps_the_tools():
+    from xmcgan_tf import console
+
+    keep = console.LibraryInfoFilter()
+
+    def record(path, level=logging.INFO):
+        return logging.LogRecord("absl", level, path, 1, "message", None, None)
+
+    library = "/x/.venv/lib/python3.11/site-packages/tensorflow/python/checkpoint/saver.py"
+    assert not keep.filter(record(library))
+    assert keep.filter(record(library, logging.WARNING))
+    assert keep.filter(record(os.path.join(REPO, "xmcgan_tf", "progress.py")))
+    assert not keep.filter(record("/x/site-packages/keras/src/trainers/trainer.py"))

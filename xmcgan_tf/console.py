@@ -7,7 +7,9 @@ Importing `xmcgan_tf` (or `data_tools`) calls `quiet_tensorflow()` first, which,
 command line asks for `--verbosity` ≥ 1 (or `-v`):
   - sets `TF_CPP_MIN_LOG_LEVEL=3` when the environment does not set it;
   - imports TensorFlow with the process's stderr sent to /dev/null (its load-time notices);
-  - raises the `tensorflow` Python logger to ERROR.
+  - raises the `tensorflow` Python logger to ERROR, and drops the INFO lines TensorFlow and
+    Keras log through absl ("Sharding callback duration", "Writing fingerprint", ...) and the
+    UserWarnings they raise;
 A user then sees the tools' own progress and results; `--verbosity=1` restores every line.
 """
 
@@ -15,8 +17,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import warnings
 from typing import Sequence
+
+# Libraries whose INFO lines and UserWarnings a quiet console drops.
+_LIBRARY_PATH = re.compile(r"[/\\]site-packages[/\\](tensorflow|tf_keras|keras|tensorflow_\w+)[/\\]")
+
+
+class LibraryInfoFilter(logging.Filter):
+    """Drops records below WARNING that TensorFlow or Keras code logged (through absl)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not _LIBRARY_PATH.search(record.pathname)
 
 
 def verbose_requested(argv: Sequence[str]) -> bool:
@@ -51,4 +65,7 @@ def quiet_tensorflow(argv: Sequence[str] | None = None) -> bool:
         os.close(saved)
         os.close(devnull)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").addFilter(LibraryInfoFilter())
+    for library in ("keras", "tensorflow", "tf_keras"):
+        warnings.filterwarnings("ignore", category=UserWarning, module=rf"{library}(\.|$)")
     return True
