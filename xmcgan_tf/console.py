@@ -23,7 +23,8 @@ import warnings
 from typing import Sequence
 
 # Libraries whose INFO lines and UserWarnings a quiet console drops.
-_LIBRARY_PATH = re.compile(r"[/\\]site-packages[/\\](tensorflow|tf_keras|keras|tensorflow_\w+)[/\\]")
+_LIBRARY_PATH = re.compile(
+    r"[/\\]site-packages[/\\](tensorflow|tf_keras|keras|tensorflow_\w+)[/\\]")
 
 
 class LibraryInfoFilter(logging.Filter):

@@ -51,14 +51,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             servable = self._models.get(request.model_spec.name,
                                         *_version_and_label(request.model_spec))
             signature = servable.signature(request.model_spec.signature_name)
-            unknown = sorted(set(request.inputs) - set(signature.inputs))
-            missing = sorted(set(signature.inputs) - set(request.inputs))
-            if unknown or missing:
-                raise errors.invalid(
-                    f"input names do not match signature {signature.name!r}: expected "
-                    f"{sorted(signature.inputs)}, got {sorted(request.inputs)}"
-                    + (f" (missing {missing})" if missing else "")
-                    + (f" (unknown {unknown})" if unknown else ""))
+            servable.check_names(signature, list(request.inputs))
             inputs = {name: servable_lib.array_from_proto(name, proto, signature.inputs[name],
                                                           servable.max_batch)
                       for name, proto in request.inputs.items()}

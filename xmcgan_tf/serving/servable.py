@@ -83,15 +83,20 @@ class Servable:
                 f"{sorted(self.signatures)}")
         return self.signatures[name]
 
-    def check_inputs(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> int:
-        """Checks names, dtypes, shapes and batch size; returns the batch size."""
-        expected, given = set(signature.inputs), set(inputs)
+    @staticmethod
+    def check_names(signature: Signature, names: Sequence[str]) -> None:
+        """Raises INVALID_ARGUMENT unless `names` are exactly the signature's inputs."""
+        expected, given = set(signature.inputs), set(names)
         if expected != given:
             raise errors.invalid(
                 f"input names do not match signature {signature.name!r}: expected "
                 f"{sorted(expected)}, got {sorted(given)}"
                 + (f" (missing {sorted(expected - given)})" if expected - given else "")
                 + (f" (unknown {sorted(given - expected)})" if given - expected else ""))
+
+    def check_inputs(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> int:
+        """Checks names, dtypes, shapes and batch size; returns the batch size."""
+        self.check_names(signature, list(inputs))
         batch = None
         for name, spec in signature.inputs.items():
             array = inputs[name]
