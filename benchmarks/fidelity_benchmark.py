@@ -41,6 +41,7 @@ from PIL import Image
 from benchmarks import machine
 from benchmarks import markdown
 from xmcgan_tf import ablate
+from xmcgan_tf import files
 from xmcgan_tf import grids
 from xmcgan_tf.evaluation import ablation
 from xmcgan_tf.evaluation import real_statistics
@@ -102,7 +103,7 @@ def write_grids(output: str, variants: Sequence[str], data_dir: str, count: int,
     os.makedirs(directory, exist_ok=True)
     paths = {}
     for variant in variants:
-        loaded = generator_loading.load_generators(ablation.run_dir(output, variant))
+        loaded = generator_loading.load_generators(ablation.variant_dir(output, variant))
         config = loaded.run_info["generator_config"]
         batch = next(iter(real_statistics.eval_examples(
             data_dir, "val", image_size=int(config["image_size"]), batch_size=count,
@@ -165,9 +166,7 @@ def main(argv: Sequence[str]) -> None:
         result = train_fns[variant](variant, model_dir)
         timing[variant] = {"cpu_s": time.process_time() - cpu,
                            "wall_s": time.perf_counter() - wall}
-        with open(timing_path + ".tmp", "w") as f:
-            json.dump(timing, f, indent=2)
-        os.replace(timing_path + ".tmp", timing_path)
+        files.write_json_atomic(timing_path, timing, sort_keys=False)
         return result
 
     protocol = ablation.EvalProtocol(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from xmcgan_tf import files
 
 
 def replace_section(markdown_path: str, section: str, begin: str, end: str) -> None:
@@ -15,6 +15,4 @@ def replace_section(markdown_path: str, section: str, begin: str, end: str) -> N
         text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(markdown_path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(markdown_path + ".tmp", markdown_path)
+    files.write_atomic(markdown_path, text)

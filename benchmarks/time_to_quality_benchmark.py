@@ -39,7 +39,7 @@ from matplotlib.backends import backend_agg
 
 from benchmarks import machine
 from benchmarks import markdown
-from xmcgan_tf.evaluation import ablation
+from xmcgan_tf import run_dir
 from xmcgan_tf.evaluation import eval_lib
 from xmcgan_tf.evaluation import registry
 
@@ -81,7 +81,7 @@ def cost_at_steps(output: str) -> dict[int, dict[str, float]]:
     log. A resumed process starts its clocks again: its minutes are added to the last record
     before it (the work lost between that record and the interruption is not counted), and
     its rows are marked `resumed`."""
-    path = os.path.join(output, registry.METRICS_SUBDIR, "train.jsonl")
+    path = run_dir.metrics_path(output, run_dir.TRAIN_METRICS_FILE)
     costs: dict[int, dict[str, float]] = {}
     offset = {"cpu": 0.0, "wall": 0.0}
     last = {"cpu": 0.0, "wall": 0.0}
@@ -116,7 +116,7 @@ def evaluate(output: str) -> tuple[list[dict], dict[str, float]]:
     """Scores every checkpoint's EMA generator (once: the values are recorded in the run's
     metrics); returns the curve and the real images' values."""
     curve, real = [], {}
-    for step, path in ablation.run_checkpoints(output):
+    for step, path in run_dir.checkpoints(output):
         row = {"step": step, **{m: recorded(output, m, step, "ema") for m in METRICS}}
         first = {m: recorded(output, m, step, "real") for m in METRICS}
         if None in row.values() or (not real and None in first.values()):

@@ -21,6 +21,15 @@ The preprocessor uses tensorflow_text ops (load it after `import tensorflow_text
 uses core TensorFlow ops only. Both load with `hub.load(path)`. Each SavedModel is written to a
 temporary sibling directory and renamed into place, so a reader never sees a partial export.
 
+Why the BERT layers are written here rather than taken from keras-hub: `keras_hub.models.
+BertBackbone` reads these weights (22,713,216 parameters, the same token ids), but its
+transformer layers use the tanh approximation of GELU, fixed in its constructor
+(`activation=gelu_approximate`, no argument to change it). all-MiniLM-L6-v2 was trained with
+the exact erf-GELU, and with the approximation the sequence outputs differ from the reference
+outputs in `tests/text/` by up to 2.3e-3, over the 1e-4 those tests hold the encoder to (with
+the exact GELU patched in, keras-hub's layers agree to 1.4e-6, so the difference is the
+activation alone). The layers below are the plain BERT equations with the exact GELU.
+
 Usage:
   python -m data_tools.build_text_encoder --output_dir artifacts/text_encoder
   python -m data_tools.build_text_encoder --output_dir DIR --seq_length 64 --weights_dir COPY

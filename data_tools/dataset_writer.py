@@ -42,6 +42,7 @@ from absl import logging
 import xmcgan_tf
 from data_tools import image_io
 from xmcgan_tf import cli
+from xmcgan_tf import files
 from xmcgan_tf import paths
 from xmcgan_tf.data import schema
 from xmcgan_tf.text import encoder as text_encoder
@@ -50,7 +51,7 @@ EmbedFn = Callable[[list], tuple]
 """`captions: list[str]` (N, none empty) -> (`[N, T, D] float32`, `[N] int32` token counts)."""
 
 STATS_DIR = "shard_stats"
-TMP_SUFFIX = ".tmp"
+
 
 # Problem kinds, in the order the summary lists them, with their headings.
 MISSING_IMAGE = "missing_image"
@@ -328,14 +329,6 @@ def _stats_path(output_dir: str, shard: str) -> str:
     return os.path.join(output_dir, STATS_DIR, shard + ".json")
 
 
-def _write_json_atomic(path: str, payload: Mapping) -> None:
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    tmp = path + TMP_SUFFIX
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def _read_stats(output_dir: str, shard: str) -> dict | None:
     path = _stats_path(output_dir, shard)
     if not tf.io.gfile.exists(path):
@@ -414,7 +407,7 @@ def _write_split(output_dir: str, split: str, items: Sequence[Item], num_shards:
                    disable=not progress, dynamic_ncols=True, file=sys.stderr) as bar:
         for k, shard, start, end in todo:
             path = os.path.join(output_dir, shard)
-            writer = _ShardWriter(path + TMP_SUFFIX, embed_fn, caption_batch_size, text_dims)
+            writer = _ShardWriter(path + files.TMP_SUFFIX, embed_fn, caption_batch_size, text_dims)
             problems: list[Problem] = []
             try:
                 for chunk in _chunks(start, end, max(16, 8 * num_workers)):
@@ -427,14 +420,14 @@ def _write_split(output_dir: str, split: str, items: Sequence[Item], num_shards:
                 bar.update(writer.flush())
             finally:
                 writer.close()
-            _write_json_atomic(_stats_path(output_dir, shard), {
+            files.write_json_atomic(_stats_path(output_dir, shard), {
                 "fingerprint": fingerprint, "records": writer.records,
                 "max_captions": writer.max_captions,
                 "max_tokens": text_dims.get("max_tokens"),
                 "embedding_dim": text_dims.get("embedding_dim"),
                 "problems": [[p.kind, p.filename, p.detail] for p in problems],
-                "items": [start, end]})
-            tf.io.gfile.rename(path + TMP_SUFFIX, path, overwrite=True)
+                "items": [start, end]}, indent=1)
+            tf.io.gfile.rename(path + files.TMP_SUFFIX, path, overwrite=True)
             summary.shards_written += 1
             summary.written += writer.records
             summary.max_captions = max(summary.max_captions, writer.max_captions)

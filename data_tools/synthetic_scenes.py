@@ -25,7 +25,6 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import functools
-import json
 import os
 import sys
 from typing import Callable, Sequence
@@ -38,6 +37,7 @@ from absl import flags
 
 from data_tools import dataset_writer
 from data_tools import image_io
+from xmcgan_tf import files
 from xmcgan_tf.data import schema
 
 SHAPES = ("circle", "square", "triangle", "star", "heart")
@@ -544,13 +544,6 @@ def generate_tfrecords(output_dir: str, *, num_train: int, num_val: int, image_s
         **writer_kwargs)
 
 
-def _write_json(path: str, payload: dict) -> None:
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(payload, f)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def generate_coco(output_dir: str, *, num_train: int, num_val: int, image_size: int,
                   seed: int, progress: bool = True) -> dict[str, int]:
     """Writes the scenes as a COCO-format folder.
@@ -595,10 +588,12 @@ def generate_coco(output_dir: str, *, num_train: int, num_val: int, image_size: 
                                    "row": obj["row"], "col": obj["col"]}})
         header = {"info": {"description": f"xmcgan_tf synthetic scenes, seed {seed}",
                            "version": "1.0"}, "licenses": [], "images": images}
-        _write_json(os.path.join(output_dir, "annotations", f"captions_{split}.json"),
-                    dict(header, annotations=captions))
-        _write_json(os.path.join(output_dir, "annotations", f"instances_{split}.json"),
-                    dict(header, annotations=instances, categories=categories))
+        annotations = os.path.join(output_dir, "annotations")
+        files.write_json_atomic(os.path.join(annotations, f"captions_{split}.json"),
+                                dict(header, annotations=captions), indent=None, sort_keys=False)
+        files.write_json_atomic(os.path.join(annotations, f"instances_{split}.json"),
+                                dict(header, annotations=instances, categories=categories),
+                                indent=None, sort_keys=False)
         counts[split] = num
     return counts
 

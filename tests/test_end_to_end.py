@@ -15,6 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from xmcgan_tf import run_dir
 from tests.training import tiny_dataset
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.training import summaries
@@ -59,7 +60,7 @@ def test_kill_resume_continue(tmp_path):
     # 1. Train "forever"; SIGKILL as soon as the first checkpoint (step 2) exists.
     process = subprocess.Popen(_command(killed_dir, data_dir, 1000), cwd=REPO, env=_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = generator_loading.checkpoint_dir(killed_dir)
+    checkpoints = run_dir.checkpoint_dir(killed_dir)
     deadline = time.time() + 900
     while tf.train.latest_checkpoint(checkpoints) is None:
         assert process.poll() is None, "training exited before writing a checkpoint"
@@ -91,14 +92,14 @@ def test_kill_resume_continue(tmp_path):
                                        err_msg=f"step {step} {name}")
 
     # The run directory explains itself (CONTRACTS §7).
-    run_info = generator_loading.read_run_info(killed_dir)
+    run_info = run_dir.read_run_info(killed_dir)
     assert run_info["strategy"] == "default" and run_info["replicas"] == 1
     assert run_info["max_tokens"] == T and run_info["generator_config"]["gf_dim"] == 4
     assert run_info["dataset_info"]["embedding_dim"] == D
     with open(os.path.join(killed_dir, "config.gin")) as f:
         config = f.read()
     assert "generator.Generator.gf_dim = %GF_DIM" in config and "GF_DIM = 4" in config
-    assert os.path.exists(summaries.sample_path(killed_dir, stop))
+    assert os.path.exists(run_dir.sample_path(killed_dir, stop))
     events = [os.path.join(killed_dir, "tensorboard", name)
               for name in os.listdir(os.path.join(killed_dir, "tensorboard"))]
     tags = {value.tag for path in events for event in tf.compat.v1.train.summary_iterator(path)

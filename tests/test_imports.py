@@ -15,7 +15,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, "xmcgan_tf")
 
-GROUND = {"console", "cli", "paths", "grids", "progress", "gin_config"}
+GROUND = {"console", "cli", "paths", "files", "run_dir", "grids", "progress", "gin_config"}
 ENTRY_POINTS = {"train", "evaluate", "generate", "ablate", "pretrain_encoder",
                 "train_evaluator", "export.__main__", "serving.server", "serving.client"}
 # What each package may import besides itself and the ground floor.

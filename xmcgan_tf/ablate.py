@@ -28,6 +28,7 @@ import gin
 from absl import app
 from absl import flags
 
+from xmcgan_tf import run_dir
 from xmcgan_tf import cli
 from xmcgan_tf import gin_config
 from xmcgan_tf import train
@@ -35,7 +36,6 @@ from xmcgan_tf.data import schema
 from xmcgan_tf.evaluation import ablation
 from xmcgan_tf.evaluation import feature_extractors
 from xmcgan_tf.evaluation import registry
-from xmcgan_tf.training import checkpointing
 from xmcgan_tf.training import distribute
 from xmcgan_tf.training import train_lib
 
@@ -171,7 +171,7 @@ def main(argv: Sequence[str]) -> None:
         study_info["gin bindings"] = "; ".join(FLAGS.gin_param)
     with cli.exit_on(train_lib.NonFiniteLossError, code=cli.EXIT_NON_FINITE), \
             cli.exit_on(ablation.AblationError, gin_config.GinConfigError, schema.DatasetError,
-                        checkpointing.CheckpointError, feature_extractors.FeatureNetworkError,
+                        run_dir.CheckpointError, feature_extractors.FeatureNetworkError,
                         *cli.USER_ERRORS):
         if not os.path.exists(gin_config.resolve_gin_file(FLAGS.base_gin)):
             raise ablation.AblationError(f"--base_gin {FLAGS.base_gin!r} not found (as given "

@@ -20,11 +20,11 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
+from xmcgan_tf import run_dir
 from xmcgan_tf import cli
 from xmcgan_tf.evaluation import eval_lib
 from xmcgan_tf.evaluation import feature_extractors
 from xmcgan_tf.evaluation import registry
-from xmcgan_tf.models import generator_loading
 
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Run directory MODEL_DIR (run.json + checkpoints/).", required=True)
@@ -66,8 +66,8 @@ def _model_dir(path: str) -> str:
     """The run directory for --model_dir (which may name MODEL_DIR/checkpoints)."""
     path = path.rstrip("/")
     parent = os.path.dirname(path)
-    if (os.path.basename(path) == generator_loading.CHECKPOINT_SUBDIR
-            and tf.io.gfile.exists(os.path.join(parent, generator_loading.RUN_INFO_FILE))):
+    if (os.path.basename(path) == run_dir.CHECKPOINT_SUBDIR
+            and tf.io.gfile.exists(os.path.join(parent, run_dir.RUN_INFO_FILE))):
         return parent
     return path
 

@@ -29,10 +29,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from xmcgan_tf import run_dir
 from xmcgan_tf import cli
 from xmcgan_tf import gin_config
 from xmcgan_tf.data import schema
-from xmcgan_tf.training import checkpointing
 from xmcgan_tf.training import distribute
 from xmcgan_tf.training import train_lib
 
@@ -94,7 +94,7 @@ def main(argv: Sequence[str]) -> None:
     if _TPU.value is not None:
         overrides["tpu"] = _TPU.value
     with cli.exit_on(train_lib.NonFiniteLossError, code=cli.EXIT_NON_FINITE), \
-            cli.exit_on(GinConfigError, schema.DatasetError, checkpointing.CheckpointError,
+            cli.exit_on(GinConfigError, schema.DatasetError, run_dir.CheckpointError,
                         *cli.USER_ERRORS, tf.errors.NotFoundError):
         parse_config(_GIN_FILE.value, _GIN_PARAM.value)
         result = run_training(**overrides)

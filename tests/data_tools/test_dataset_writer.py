@@ -12,6 +12,7 @@ from PIL import Image
 
 from data_tools import dataset_writer
 from data_tools import image_io
+from xmcgan_tf import files
 from xmcgan_tf.data import schema
 
 T, D = 5, 3
@@ -137,7 +138,7 @@ def test_resume_rewrites_only_missing_shards(tmp_path):
     original = [open(p, "rb").read() for p in shards]
     mtimes = [os.stat(p).st_mtime_ns for p in shards]
     os.remove(shards[1])
-    with open(shards[2] + dataset_writer.TMP_SUFFIX, "wb") as f:
+    with open(shards[2] + files.TMP_SUFFIX, "wb") as f:
         f.write(b"half-written")  # leftover of an interrupted run, next to a complete shard
     embed = FakeEmbed()
     summary = write(tmp_path, items, embed=embed)
@@ -184,7 +185,7 @@ def test_interrupted_run_leaves_no_partial_shard_and_resumes(tmp_path):
     assert schema.DATASET_INFO_FILE not in names
     complete = [n for n in names if schema.parse_shard_name(n)]
     assert complete and len(complete) < 3
-    assert any(n.endswith(dataset_writer.TMP_SUFFIX) for n in names)
+    assert any(n.endswith(files.TMP_SUFFIX) for n in names)
     summary = write(tmp_path, items)
     assert summary.splits["train"].shards_skipped == len(complete)
     recs = read_split(tmp_path, "train")

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from data_tools import synthetic_scenes
+from xmcgan_tf import run_dir
 from xmcgan_tf.evaluation import domain_evaluator
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.networks import generator as generator_lib
@@ -54,7 +55,7 @@ def write_run(model_dir, data_dir, steps):
         tf.train.Checkpoint(generator=generator_loading.weights_by_path(generator),
                             generator_ema=generator_loading.weights_by_path(generator_ema),
                             step=step),
-        generator_loading.checkpoint_dir(model_dir), max_to_keep=5, checkpoint_name="ckpt")
+        run_dir.checkpoint_dir(model_dir), max_to_keep=5, checkpoint_name="ckpt")
     with open(os.path.join(model_dir, "run.json"), "w") as f:
         json.dump({"generator_config": generator.get_config(), "max_tokens": MAX_TOKENS,
                    "data_dir": data_dir, "sentence_embedding": "official"}, f)

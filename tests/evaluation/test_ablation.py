@@ -14,6 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.evaluation import conftest
+from xmcgan_tf import run_dir
 from xmcgan_tf.evaluation import ablation
 from xmcgan_tf.evaluation import domain_evaluator
 from xmcgan_tf.models import dual_encoder_io
@@ -139,8 +140,8 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
         assert len(real) == 1, (metric, real)
     # The runs were trained with the study's bindings, and the numbers reached the runs' logs.
     for variant in VARIANTS:
-        run = ablation.run_dir(output, variant)
-        assert [s for s, _ in ablation.run_checkpoints(run)] == [2, 4]
+        run = ablation.variant_dir(output, variant)
+        assert [s for s, _ in run_dir.checkpoints(run)] == [2, 4]
         config = open(os.path.join(run, "config.gin")).read()
         assert "train_lib.train.seed = 3" in config
         assert f"train_lib.train.checkpoint_every = {EVAL_EVERY}" in config
@@ -175,7 +176,7 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
     assert open(os.path.join(output, ablation.TABLE_FILE)).read() == markdown == again.table
 
     # An interrupted run (its last checkpoint missing) is handed back to training, alone.
-    run = ablation.run_dir(output, VARIANTS[1])
+    run = ablation.variant_dir(output, VARIANTS[1])
     checkpoints = os.path.join(run, "checkpoints")
     aside = str(tmp_path / "aside")
     os.makedirs(aside)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from xmcgan_tf import run_dir
 from tests.export import tiny_export
 from xmcgan_tf.export import export_lib
 from xmcgan_tf.export import serving_module
@@ -40,7 +41,7 @@ def _write_run(model_dir: str, *, embedding_dim: int, text_encoder: dict) -> dic
     checkpoint = tf.train.Checkpoint(generator=generator_loading.weights_by_path(generator),
                                      generator_ema=generator_loading.weights_by_path(generator_ema),
                                      step=tf.Variable(STEP, dtype=tf.int64))
-    checkpoint.save(os.path.join(model_dir, generator_loading.CHECKPOINT_SUBDIR, "ckpt"))
+    checkpoint.save(os.path.join(model_dir, run_dir.CHECKPOINT_SUBDIR, "ckpt"))
     run_info = {
         "generator_config": json.loads(json.dumps(generator.get_config(), default=str)),
         "max_tokens": MAX_TOKENS,
@@ -49,7 +50,7 @@ def _write_run(model_dir: str, *, embedding_dim: int, text_encoder: dict) -> dic
         "dataset_info": {"max_tokens": MAX_TOKENS, "embedding_dim": embedding_dim,
                          "text_encoder": text_encoder},
     }
-    with open(os.path.join(model_dir, generator_loading.RUN_INFO_FILE), "w") as f:
+    with open(os.path.join(model_dir, run_dir.RUN_INFO_FILE), "w") as f:
         json.dump(run_info, f)
     return dict(generator=generator, generator_ema=generator_ema)
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 import tensorflow as tf
 
+from xmcgan_tf import run_dir
 from tests.training import tiny_dataset
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.training import summaries
@@ -55,9 +56,9 @@ def test_two_workers_train_checkpoint_and_resume(tmp_path):
     tiny_dataset.write_dataset(data_dir, max_tokens=6, embedding_dim=16)
 
     _run_cluster(model_dir, data_dir, num_steps=2)
-    info = generator_loading.read_run_info(model_dir)
+    info = run_dir.read_run_info(model_dir)
     assert info["strategy"] == "multi_worker" and info["replicas"] == 2
-    assert tf.train.latest_checkpoint(generator_loading.checkpoint_dir(model_dir)).endswith(
+    assert tf.train.latest_checkpoint(run_dir.checkpoint_dir(model_dir)).endswith(
         "ckpt-2")
     worker_checkpoints = os.path.join(model_dir, "workers", "worker_1", "checkpoints")
     assert tf.train.latest_checkpoint(worker_checkpoints).endswith("ckpt-2")

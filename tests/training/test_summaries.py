@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from xmcgan_tf import run_dir
 from xmcgan_tf import grids
 from xmcgan_tf.training import summaries
 
@@ -22,7 +23,7 @@ def test_writes_scalars_samples_and_text(tmp_path):
         {"step": 3, "loss/d_total": 1.5, "perf/steps_per_sec": 2.0},
         {"step": 4, "loss/d_total": 1.25}]
     png = tf.io.decode_png(tf.io.read_file(path)).numpy()
-    assert path == summaries.sample_path(str(tmp_path), 4)
+    assert path == run_dir.sample_path(str(tmp_path), 4)
     np.testing.assert_array_equal(png, grids.image_grid(
         np.full([2, 4, 4, 3], 0.5, np.float32), ["a red", "a blue"]))
     with open(os.path.join(tmp_path, "samples", "captions.txt")) as f:

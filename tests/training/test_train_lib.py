@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from xmcgan_tf import run_dir
 from tests.training import tiny_dataset
 from xmcgan_tf.data import schema
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.models import xmcgan
 from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
-from xmcgan_tf.training import checkpointing
 from xmcgan_tf.training import summaries
 from xmcgan_tf.training import train_lib
 
@@ -72,7 +72,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(nan_run):
     model_dir, _, error = nan_run
     message = str(error)
     assert "step 3" in message and "loss/g_probe=nan" in message and "ckpt-2" in message
-    checkpoints = generator_loading.checkpoint_dir(model_dir)
+    checkpoints = run_dir.checkpoint_dir(model_dir)
     assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-2")
     assert not tf.io.gfile.glob(os.path.join(checkpoints, "ckpt-3*"))
     loaded = generator_loading.load_generators(model_dir)
@@ -82,7 +82,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(nan_run):
 
 def test_run_directory_explains_itself(nan_run):
     model_dir, data_dir, _ = nan_run
-    info = generator_loading.read_run_info(model_dir)
+    info = run_dir.read_run_info(model_dir)
     assert info["data_dir"] == data_dir and info["strategy"] == "default"
     assert info["batch_size_per_update"] == 4 and info["d_steps_per_g_step"] == 2
     assert info["batch_size_per_step"] == 8  # each of the 2 updates reads its own batch
@@ -92,7 +92,7 @@ def test_run_directory_explains_itself(nan_run):
         assert f.read() == "# operative config\n"
     steps = [r["step"] for r in summaries.read_train_metrics(model_dir)]
     assert steps == [1, 2]  # step 3 was not logged: it failed the guard
-    assert os.path.exists(summaries.sample_path(model_dir, 2))
+    assert os.path.exists(run_dir.sample_path(model_dir, 2))
     with open(os.path.join(model_dir, "samples", "captions.txt")) as f:
         assert len(f.read().splitlines()) == 3
 
@@ -101,11 +101,11 @@ def test_other_network_config_is_a_clear_error(nan_run, tmp_path):
     model_dir, data_dir, _ = nan_run
     copy = str(tmp_path / "copy")
     shutil.copytree(model_dir, copy)
-    with pytest.raises(checkpointing.CheckpointError, match="gf_dim: checkpointed 4, configured 8"):
+    with pytest.raises(run_dir.CheckpointError, match="gf_dim: checkpointed 4, configured 8"):
         _train(copy, data_dir, gf_dim=8, num_steps=4)
     # Without run.json to compare, the strict restore still refuses the checkpoint.
     os.remove(os.path.join(copy, "run.json"))
-    with pytest.raises(checkpointing.CheckpointError, match="does not match"):
+    with pytest.raises(run_dir.CheckpointError, match="does not match"):
         _train(copy, data_dir, gf_dim=8, num_steps=4)
 
 
@@ -141,7 +141,7 @@ def test_batch_size_is_the_batch_of_each_update(tmp_path):
         xmcgan.XMCGAN, extra_generator_losses=[probe]), batch_size=3)
     assert result.step == 1
     assert probe.sizes and set(probe.sizes) == {3}  # the joint update's batch
-    info = generator_loading.read_run_info(str(tmp_path / "run"))
+    info = run_dir.read_run_info(str(tmp_path / "run"))
     assert info["batch_size_per_update"] == 3 and info["batch_size_per_step"] == 6
 
 
@@ -155,13 +155,13 @@ def test_check_run_config_lists_every_difference():
                 "max_tokens": 6}
     current = {"generator_config": {"gf_dim": 8, "z_dim": 8, "name": "generator_1"},
                "max_tokens": 7}
-    with pytest.raises(checkpointing.CheckpointError) as error:
-        checkpointing.check_run_config("/runs/a", previous, current)
+    with pytest.raises(run_dir.CheckpointError) as error:
+        run_dir.check_run_config("/runs/a", previous, current)
     message = str(error.value)
     assert "generator_config.gf_dim: checkpointed 4, configured 8" in message
     assert "max_tokens: checkpointed 6, configured 7" in message
     assert "generator_config.name" not in message  # Keras bookkeeping is ignored
-    checkpointing.check_run_config("/runs/a", previous, json.loads(json.dumps(previous)))
+    run_dir.check_run_config("/runs/a", previous, json.loads(json.dumps(previous)))
 
 
 def test_jit_compile_needs_the_default_strategy(tmp_path):
@@ -176,7 +176,7 @@ def test_resume_accepts_another_spelling_of_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = _train(model_dir, "data", num_steps=2)  # relative to tmp_path
     assert first.step == 2
-    info = generator_loading.read_run_info(model_dir)
+    info = run_dir.read_run_info(model_dir)
     assert info["data_dir"] == str(tmp_path / "data")  # recorded absolute
     monkeypatch.chdir(tmp_path / "data")
     second = _train(model_dir, ".", num_steps=3)  # the same directory, spelled otherwise

@@ -31,6 +31,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from xmcgan_tf import files
+
 IMAGE = "image"
 FILENAME = "image/filename"
 CAPTION_TEXT = "caption/text"
@@ -102,12 +104,8 @@ class DatasetInfo:
 
 def write_dataset_info(data_dir: str, info: DatasetInfo) -> str:
     """Writes `data_dir/dataset_info.json` atomically (temp file, then rename)."""
-    tf.io.gfile.makedirs(data_dir)
     path = os.path.join(data_dir, DATASET_INFO_FILE)
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(info.to_json())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    files.write_atomic(path, info.to_json())
     return path
 
 

@@ -33,13 +33,14 @@ from matplotlib import figure as mpl_figure
 from matplotlib import ticker
 from matplotlib.backends import backend_agg
 
+from xmcgan_tf import files
+from xmcgan_tf import run_dir
 from xmcgan_tf.data import schema
 from xmcgan_tf.evaluation import domain_evaluator
 from xmcgan_tf.evaluation import eval_lib
 from xmcgan_tf.evaluation import feature_extractors
 from xmcgan_tf.evaluation import registry
 from xmcgan_tf.models import dual_encoder_io
-from xmcgan_tf.models import generator_loading
 
 TABLE_FILE = "ablation.md"
 JSON_FILE = "ablation.json"
@@ -50,7 +51,6 @@ ENCODER_VARIANTS = ("xmcgan_t2icl", "xmcgan_scl")
 DEFAULT_METRICS = ("fid", "kid", "is", "rprec", "objacc")
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "is": "IS", "rprec": "R-precision",
                  "objacc": "object accuracy"}
-STEP_VARIABLE = "step/.ATTRIBUTES/VARIABLE_VALUE"
 
 TrainFn = Callable[[str, str], Any]
 """`(variant, model_dir) -> Any`: trains `variant` in `model_dir` up to the study's step count,
@@ -141,7 +141,7 @@ def list_variants(variants_dir: str) -> list[str]:
                   if name.endswith(".gin"))
 
 
-def run_dir(output_dir: str, variant: str) -> str:
+def variant_dir(output_dir: str, variant: str) -> str:
     """`OUTPUT/runs/<variant>`, the variant's MODEL_DIR."""
     return os.path.join(output_dir, RUNS_SUBDIR, variant)
 
@@ -228,24 +228,6 @@ def check_study(variants: Sequence[str], *, available: Sequence[str], num_steps:
     if protocol.split not in info.splits:
         raise AblationError(f"dataset {data_dir} has no split {protocol.split!r}; it has "
                             f"{sorted(info.splits)}")
-
-
-def run_checkpoints(model_dir: str) -> list[tuple[int, str]]:
-    """(step, checkpoint path) of every complete checkpoint of a run, by step."""
-    state = tf.train.get_checkpoint_state(generator_loading.checkpoint_dir(model_dir))
-    if state is None:
-        return []
-    found = []
-    for path in state.all_model_checkpoint_paths:
-        if tf.io.gfile.exists(path + ".index"):
-            found.append((int(tf.train.load_variable(path, STEP_VARIABLE)), path))
-    return sorted(found)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def _load_previous(json_path: str, identity: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -440,12 +422,12 @@ def run_ablation(output_dir: str, variants: Sequence[str], *, train_fn: TrainFn,
     def save(complete: bool, rows: list[dict[str, Any]]) -> None:
         document = {"protocol": identity, "study": study, "complete": complete,
                     "final": rows, "evaluations": evaluations}
-        _write_atomic(json_path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        files.write_atomic(json_path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
     trained, evaluated = [], []
     for variant in variants:
-        model_dir = run_dir(output_dir, variant)
-        checkpoints = run_checkpoints(model_dir)
+        model_dir = variant_dir(output_dir, variant)
+        checkpoints = run_dir.checkpoints(model_dir)
         latest = checkpoints[-1][0] if checkpoints else 0
         if latest > num_steps:
             raise AblationError(f"{model_dir} is already at step {latest} > {num_steps} train "
@@ -456,7 +438,7 @@ def run_ablation(output_dir: str, variants: Sequence[str], *, train_fn: TrainFn,
                          num_steps)
             train_fn(variant, model_dir)
             trained.append(variant)
-            checkpoints = run_checkpoints(model_dir)
+            checkpoints = run_dir.checkpoints(model_dir)
             latest = checkpoints[-1][0] if checkpoints else 0
             if latest != num_steps:
                 raise AblationError(f"training {variant} ended at step {latest}, not "
@@ -487,7 +469,7 @@ def run_ablation(output_dir: str, variants: Sequence[str], *, train_fn: TrainFn,
                      study_info)
              + "\n\n" + format_table(rows, protocol.metrics) + "\n")
     table_path = os.path.join(output_dir, TABLE_FILE)
-    _write_atomic(table_path, table)
+    files.write_atomic(table_path, table)
     save(True, rows)
     plot_paths = write_plots(output_dir, protocol, evaluations, variants)
     return AblationResult(table=table, final=rows, evaluations=evaluations, trained=trained,

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from xmcgan_tf import files
 from xmcgan_tf.data import schema
 from xmcgan_tf.evaluation import real_statistics
 
@@ -477,10 +478,7 @@ def save(evaluator: DomainEvaluator, directory: str, *, vocabulary: Mapping[str,
             f.write(json.dumps(dict(accuracy), indent=2, sort_keys=True))
     config = {"model": evaluator.get_config(), "vocabulary": dict(vocabulary),
               "training": dict(training or {})}
-    path = os.path.join(directory, CONFIG_FILE)
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-        f.write(json.dumps(config, indent=2, sort_keys=True))
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    files.write_json_atomic(os.path.join(directory, CONFIG_FILE), config)
 
 
 def read_config(directory: str) -> dict[str, Any]:

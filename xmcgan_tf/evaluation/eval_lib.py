@@ -28,7 +28,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from xmcgan_tf import files
 from xmcgan_tf import progress
+from xmcgan_tf import run_dir
 from xmcgan_tf.data import schema
 from xmcgan_tf.data import sentence_embedding
 from xmcgan_tf.evaluation import feature_extractors
@@ -368,15 +370,6 @@ def format_table(results: Sequence[registry.MetricResult]) -> str:
     return "\n".join(lines)
 
 
-def _checkpoints(model_dir: str) -> list[str]:
-    """Complete checkpoints of a run, oldest first (from the `checkpoint` state file)."""
-    state = tf.train.get_checkpoint_state(generator_loading.checkpoint_dir(model_dir))
-    if state is None:
-        return []
-    return [path for path in state.all_model_checkpoint_paths
-            if tf.io.gfile.exists(path + ".index")]
-
-
 def watch(model_dir: str, *, poll_seconds: float = 60.0, until_step: int | None = None,
           max_idle_seconds: float | None = None,
           on_results: Callable[[list[registry.MetricResult]], None] | None = None,
@@ -398,7 +391,7 @@ def watch(model_dir: str, *, poll_seconds: float = 60.0, until_step: int | None 
     Returns:
       All results produced.
     """
-    state_path = os.path.join(model_dir, registry.METRICS_SUBDIR, WATCH_STATE_FILE)
+    state_path = run_dir.metrics_path(model_dir, WATCH_STATE_FILE)
     configuration = json.dumps({k: v for k, v in sorted(evaluate_kwargs.items())
                                 if k not in ("write",)}, sort_keys=True, default=str)
     done: dict[str, list[str]] = {}
@@ -409,19 +402,17 @@ def watch(model_dir: str, *, poll_seconds: float = 60.0, until_step: int | None 
     produced: list[registry.MetricResult] = []
     last_new = time.time()
     while True:
-        pending = [c for c in _checkpoints(model_dir) if os.path.basename(c) not in evaluated]
+        pending = [c for _, c in run_dir.checkpoints(model_dir)
+                   if os.path.basename(c) not in evaluated]
         for path in pending:
             try:
                 results = evaluate(model_dir, checkpoint=path, **evaluate_kwargs)
-            except (generator_loading.CheckpointError, tf.errors.NotFoundError) as e:
+            except (run_dir.CheckpointError, tf.errors.NotFoundError) as e:
                 logging.warning("skipping checkpoint %s: %s", path, e)
                 results = []
             evaluated.add(os.path.basename(path))
             done[configuration] = sorted(evaluated)
-            tf.io.gfile.makedirs(os.path.dirname(state_path))
-            with tf.io.gfile.GFile(state_path + ".tmp", "w") as f:
-                f.write(json.dumps(done, indent=2, sort_keys=True))
-            tf.io.gfile.rename(state_path + ".tmp", state_path, overwrite=True)
+            files.write_json_atomic(state_path, done)
             produced.extend(results)
             if results and on_results is not None:
                 on_results(results)

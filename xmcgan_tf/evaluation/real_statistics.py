@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from xmcgan_tf import files
 from xmcgan_tf import progress
 from xmcgan_tf.data import schema
 from xmcgan_tf.data import sentence_embedding
@@ -159,13 +160,9 @@ def cached(cache_dir: str, key: Mapping[str, object],
                 logging.info("real statistics: reusing %s", path)
                 return {name: data[name] for name in data.files}
     arrays = {name: np.asarray(value) for name, value in compute().items()}
-    tf.io.gfile.makedirs(cache_dir)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "wb") as f:
-        f.write(buffer.getvalue())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    files.write_atomic(path, buffer.getvalue())
     with tf.io.gfile.GFile(path[:-len(".npz")] + ".json", "w") as f:
         f.write(json.dumps(json.loads(key_json), indent=2, sort_keys=True))
     logging.info("real statistics: computed and cached %s", path)

@@ -27,13 +27,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from xmcgan_tf import run_dir
 from xmcgan_tf.evaluation import domain_evaluator
 from xmcgan_tf.evaluation import image_quality
 from xmcgan_tf.evaluation import object_accuracy
 from xmcgan_tf.evaluation import r_precision
 
-METRICS_SUBDIR = "metrics"
-TENSORBOARD_SUBDIR = os.path.join("tensorboard", "eval")
+TENSORBOARD_SUBDIR = os.path.join(run_dir.TENSORBOARD_SUBDIR, "eval")
 GENERATORS = ("raw", "ema", "real")
 # The real images a distance's floor compares with the evaluated split's (see `Metric`).
 FLOOR_SPLIT = "train"
@@ -257,9 +257,8 @@ def report_metric(model_dir: str, result: MetricResult) -> dict:
       The JSON record written (with a `time` field, seconds since the epoch).
     """
     record = {**result.to_json(), "time": round(time.time(), 3)}
-    directory = os.path.join(model_dir, METRICS_SUBDIR)
-    tf.io.gfile.makedirs(directory)
-    path = os.path.join(directory, f"{result.protocol}.jsonl")
+    path = run_dir.metrics_path(model_dir, f"{result.protocol}.jsonl")
+    tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
     logdir = os.path.join(model_dir, TENSORBOARD_SUBDIR)
@@ -277,7 +276,7 @@ def report_metric(model_dir: str, result: MetricResult) -> dict:
 
 def read_reports(model_dir: str, protocol: str) -> list[dict]:
     """All records of `MODEL_DIR/metrics/<protocol>.jsonl` (empty if none)."""
-    path = os.path.join(model_dir, METRICS_SUBDIR, f"{protocol}.jsonl")
+    path = run_dir.metrics_path(model_dir, f"{protocol}.jsonl")
     if not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path) as f:

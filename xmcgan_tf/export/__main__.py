@@ -16,9 +16,9 @@ from typing import Sequence
 from absl import app
 from absl import flags
 
+from xmcgan_tf import run_dir
 from xmcgan_tf import cli
 from xmcgan_tf.export import export_lib
-from xmcgan_tf.models import generator_loading
 
 FLAGS = flags.FLAGS
 
@@ -42,10 +42,10 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    with cli.exit_on(export_lib.ExportError, generator_loading.CheckpointError,
+    with cli.exit_on(export_lib.ExportError, run_dir.CheckpointError,
                      *cli.USER_ERRORS):
         if FLAGS.skip_if_exported:
-            checkpoint = generator_loading.resolve_checkpoint(FLAGS.model_dir,
+            checkpoint = run_dir.resolve_checkpoint(FLAGS.model_dir,
                                                               FLAGS.checkpoint)
             existing = export_lib.version_holding(FLAGS.export_dir, checkpoint)
             if existing is not None:

@@ -211,7 +211,7 @@ def export(checkpoint_dir: str, export_dir: str, *, version: int | None = None,
     Raises:
       ExportError: no text-encoder handle, an encoder of another width than the run's, or an
         existing version.
-      generator_loading.CheckpointError: no usable run directory or checkpoint.
+      run_dir.CheckpointError: no usable run directory or checkpoint.
     """
     check_writable(export_dir)
     stages = progress.Stages(3)

@@ -13,6 +13,7 @@ import os
 
 import tensorflow as tf
 
+from xmcgan_tf import files
 from xmcgan_tf.networks import dual_encoder as dual_encoder_lib
 
 CONFIG_FILE = "dual_encoder.json"
@@ -37,11 +38,8 @@ def save_dual_encoder(encoder: dual_encoder_lib.DualEncoder, directory: str, *,
     weights = os.path.join(directory, WEIGHTS_FILE)
     encoder.save_weights(weights + ".tmp.weights.h5")
     tf.io.gfile.rename(weights + ".tmp.weights.h5", weights, overwrite=True)
-    config_path = os.path.join(directory, CONFIG_FILE)
-    with tf.io.gfile.GFile(config_path + ".tmp", "w") as f:
-        json.dump({"config": encoder.get_config(), "max_tokens": int(max_tokens),
-                   "info": info or {}}, f, indent=2, sort_keys=True)
-    tf.io.gfile.rename(config_path + ".tmp", config_path, overwrite=True)
+    files.write_json_atomic(os.path.join(directory, CONFIG_FILE), {
+        "config": encoder.get_config(), "max_tokens": int(max_tokens), "info": info or {}})
     return weights
 
 

@@ -14,23 +14,13 @@ blocks), while the weight paths name every weight uniquely and stay stable acros
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any, NamedTuple
 
 import keras
 import tensorflow as tf
 
+from xmcgan_tf import run_dir
 from xmcgan_tf.networks import generator as generator_lib
-
-RUN_INFO_FILE = "run.json"
-CHECKPOINT_SUBDIR = "checkpoints"
-CHECKPOINT_PREFIX = "ckpt"
-
-
-class CheckpointError(ValueError):
-    """A run directory or checkpoint that cannot be used; the message names the problem."""
-
 
 class LoadedGenerators(NamedTuple):
     """Generators restored from one checkpoint of a run.
@@ -50,57 +40,6 @@ class LoadedGenerators(NamedTuple):
     run_info: dict
 
 
-def checkpoint_dir(model_dir: str) -> str:
-    """`MODEL_DIR/checkpoints`."""
-    return os.path.join(model_dir, CHECKPOINT_SUBDIR)
-
-
-def read_run_info(model_dir: str) -> dict:
-    """Reads `MODEL_DIR/run.json`; raises CheckpointError naming the problem."""
-    path = os.path.join(model_dir, RUN_INFO_FILE)
-    if not tf.io.gfile.exists(path):
-        raise CheckpointError(f"{path} not found: {model_dir!r} is not a run directory written by "
-                              "xmcgan_tf.train (expected run.json beside checkpoints/)")
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            info = json.load(f)
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON: {e}") from e
-    for key in ("generator_config", "max_tokens"):
-        if key not in info:
-            raise CheckpointError(f"{path} lacks the field {key!r}")
-    return info
-
-
-def resolve_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
-    """The checkpoint prefix to restore.
-
-    Args:
-      model_dir: the run directory.
-      checkpoint: None for the latest checkpoint of the run; otherwise a checkpoint prefix,
-        either a path (`/runs/a/checkpoints/ckpt-200`) or a name inside
-        `MODEL_DIR/checkpoints` (`ckpt-200`).
-
-    Returns:
-      The checkpoint prefix (without the `.index` suffix).
-
-    Raises:
-      CheckpointError: there is no such checkpoint.
-    """
-    directory = checkpoint_dir(model_dir)
-    if checkpoint is None:
-        latest = tf.train.latest_checkpoint(directory)
-        if latest is None:
-            raise CheckpointError(f"no checkpoint in {directory}")
-        return latest
-    candidates = [checkpoint, os.path.join(directory, checkpoint)]
-    for candidate in candidates:
-        if tf.io.gfile.exists(candidate + ".index"):
-            return candidate
-    raise CheckpointError(f"checkpoint {checkpoint!r} not found (looked for {candidates[0]}.index "
-                          f"and {candidates[1]}.index)")
-
-
 def build_generator(config: dict[str, Any], max_tokens: int) -> generator_lib.Generator:
     """Creates a generator from its `get_config()` and builds its variables.
 
@@ -115,27 +54,8 @@ def build_generator(config: dict[str, Any], max_tokens: int) -> generator_lib.Ge
       The built generator (freshly initialised weights).
     """
     generator = generator_lib.Generator.from_config(dict(config))
-    generator(*example_generator_inputs(config, max_tokens), training=False)
+    generator(*generator.example_inputs(max_tokens), training=False)
     return generator
-
-
-def example_generator_inputs(config: dict[str, Any], max_tokens: int,
-                             batch_size: int = 1) -> tuple[tf.Tensor, ...]:
-    """All-zero generator inputs (z, sentence, words, word_mask) matching a generator config.
-
-    Args:
-      config: `Generator.get_config()`; its `z_dim` and `embedding_dim` size the inputs.
-      max_tokens: T.
-      batch_size: B.
-
-    Returns:
-      z [B, z_dim] float32, sentence [B, D] float32, words [B, T, D] float32 and
-      word_mask [B, T] float32 (all ones, so every token counts as real).
-    """
-    z_dim, embedding_dim = int(config["z_dim"]), int(config["embedding_dim"])
-    return (tf.zeros([batch_size, z_dim]), tf.zeros([batch_size, embedding_dim]),
-            tf.zeros([batch_size, max_tokens, embedding_dim]),
-            tf.ones([batch_size, max_tokens]))
 
 
 def weights_by_path(model: keras.Model) -> dict[str, tf.Variable]:
@@ -181,7 +101,7 @@ def restore(checkpoint_path: str, **objects: Any) -> None:
         status.assert_existing_objects_matched()
         status.expect_partial()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-        raise CheckpointError(
+        raise run_dir.CheckpointError(
             f"checkpoint {checkpoint_path} does not match the model configuration "
             f"({', '.join(objects)}): {e}") from e
 
@@ -192,7 +112,7 @@ def load_generators(model_dir: str, checkpoint: str | None = None) -> LoadedGene
     Args:
       model_dir: the run directory (holds run.json and checkpoints/).
       checkpoint: None for the latest checkpoint, or a checkpoint prefix / name
-        (see `resolve_checkpoint`).
+        (see `run_dir.resolve_checkpoint`).
 
     Returns:
       LoadedGenerators.
@@ -201,8 +121,8 @@ def load_generators(model_dir: str, checkpoint: str | None = None) -> LoadedGene
       CheckpointError: missing run.json or checkpoint, or a checkpoint whose variables do not
         match the generator configuration in run.json.
     """
-    run_info = read_run_info(model_dir)
-    path = resolve_checkpoint(model_dir, checkpoint)
+    run_info = run_dir.read_run_info(model_dir)
+    path = run_dir.resolve_checkpoint(model_dir, checkpoint)
     generator = build_generator(run_info["generator_config"], int(run_info["max_tokens"]))
     generator_ema = build_generator(run_info["generator_config"], int(run_info["max_tokens"]))
     step = tf.Variable(0, dtype=tf.int64, trainable=False)

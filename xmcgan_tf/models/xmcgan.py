@@ -38,7 +38,6 @@ from xmcgan_tf.losses import contrastive
 from xmcgan_tf.losses import distribution
 from xmcgan_tf.losses import word_contrastive
 from xmcgan_tf.models import ema as ema_lib
-from xmcgan_tf.models import generator_loading
 from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
 
@@ -203,7 +202,7 @@ class XMCGAN(keras.Model):
 
         config = generator.get_config()
         self.image_size = int(config["image_size"])
-        inputs = generator_loading.example_generator_inputs(config, self.max_tokens)
+        inputs = generator.example_inputs(self.max_tokens)
         generator(*inputs, training=False)
         discriminator(tf.zeros([1, self.image_size, self.image_size, 3]), inputs[1],
                       training=False)

@@ -167,6 +167,23 @@ class Generator(keras.Model):
                                   "Generator output")
         return images
 
+    def example_inputs(self, max_tokens: int, batch_size: int = 1) -> tuple[tf.Tensor, ...]:
+        """All-zero inputs (z, sentence, words, word_mask) of this generator's sizes: calling
+        the generator on them in inference mode creates every variable without touching the
+        batch-norm statistics.
+
+        Args:
+          max_tokens: T.
+          batch_size: B.
+
+        Returns:
+          z [B, z_dim] float32, sentence [B, D] float32, words [B, T, D] float32 and
+          word_mask [B, T] float32 (all ones, so every token counts as real).
+        """
+        return (tf.zeros([batch_size, self.z_dim]), tf.zeros([batch_size, self.embedding_dim]),
+                tf.zeros([batch_size, max_tokens, self.embedding_dim]),
+                tf.ones([batch_size, max_tokens]))
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(image_size=self.image_size, gf_dim=self.gf_dim, z_dim=self.z_dim,

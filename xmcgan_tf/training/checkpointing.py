@@ -9,7 +9,7 @@ the spectral-norm vectors and the batch-norm statistics are those an uninterrupt
 have had.
 
 A checkpoint written by a run with another network configuration is an error, never a silent
-fresh start: `check_run_config` compares `run.json`'s network configs before anything is
+fresh start: `run_dir.check_run_config` compares `run.json`'s network configs before anything is
 restored, and `RunCheckpoint.restore_latest` requires every variable to match in name and
 shape.
 """
@@ -17,55 +17,15 @@ shape.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any
 
 import tensorflow as tf
 from absl import logging
 
+from xmcgan_tf import run_dir
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.models import xmcgan
 from xmcgan_tf.training import distribute
-
-CheckpointError = generator_loading.CheckpointError
-
-# run.json fields that must not change when a run is resumed.
-RESUME_INVARIANT_FIELDS = ("generator_config", "discriminator_config", "max_tokens",
-                           "embedding_dim")
-# Keras bookkeeping in get_config() that does not change the weights.
-_IGNORED_CONFIG_KEYS = frozenset({"name", "trainable", "dtype"})
-
-
-def _differences(previous: Any, current: Any, prefix: str = "") -> list[str]:
-    if isinstance(previous, Mapping) and isinstance(current, Mapping):
-        found = []
-        for key in sorted((set(previous) | set(current)) - _IGNORED_CONFIG_KEYS):
-            found += _differences(previous.get(key), current.get(key), f"{prefix}{key}.")
-        return found
-    if previous != current:
-        return [f"{prefix.rstrip('.')}: checkpointed {previous!r}, configured {current!r}"]
-    return []
-
-
-def check_run_config(model_dir: str, previous: Mapping[str, Any],
-                     current: Mapping[str, Any]) -> None:
-    """Raises CheckpointError when a run directory was written with another network config.
-
-    Args:
-      model_dir: the run directory (for the message).
-      previous: the run.json found in it.
-      current: the run.json of the configured run.
-    """
-    problems = []
-    for field in RESUME_INVARIANT_FIELDS:
-        if field in previous:
-            problems += _differences(previous[field], current.get(field), f"{field}.")
-    if problems:
-        raise CheckpointError(
-            f"{model_dir} holds a run with another model configuration, so its checkpoints "
-            "cannot be resumed: " + "; ".join(problems)
-            + ". Use a new MODEL_DIR or restore the run's gin configuration "
-            f"({model_dir}/config.gin).")
-
 
 class RunCheckpoint:
     """The checkpoint of a training run and its manager.
@@ -94,21 +54,21 @@ class RunCheckpoint:
             discriminator=weights(model.discriminator), g_optimizer=model.g_optimizer,
             d_optimizer=model.d_optimizer, step=step, iterator=iterator)
         self.is_chief = distribute.is_chief(strategy)
-        self.directory = (generator_loading.checkpoint_dir(model_dir) if self.is_chief else
+        self.directory = (run_dir.checkpoint_dir(model_dir) if self.is_chief else
                           os.path.join(distribute.worker_dir(model_dir, strategy),
-                                       generator_loading.CHECKPOINT_SUBDIR))
+                                       run_dir.CHECKPOINT_SUBDIR))
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=max_to_keep,
-            checkpoint_name=generator_loading.CHECKPOINT_PREFIX, step_counter=step)
+            checkpoint_name=run_dir.CHECKPOINT_PREFIX, step_counter=step)
 
     def latest(self) -> str | None:
         """This worker's checkpoint at the step of the run's (the chief's) latest, or None."""
-        run_latest = tf.train.latest_checkpoint(generator_loading.checkpoint_dir(self.model_dir))
+        run_latest = tf.train.latest_checkpoint(run_dir.checkpoint_dir(self.model_dir))
         if run_latest is None:
             return None
         path = os.path.join(self.directory, os.path.basename(run_latest))
         if not tf.io.gfile.exists(path + ".index"):
-            raise CheckpointError(f"the run's latest checkpoint is {run_latest} but this "
+            raise run_dir.CheckpointError(f"the run's latest checkpoint is {run_latest} but this "
                                   f"worker's {path} is missing; restart every worker of the "
                                   "run with the same MODEL_DIR and TF_CONFIG")
         return path
@@ -146,7 +106,7 @@ class RunCheckpoint:
             status.assert_consumed()
         except (AssertionError, ValueError, tf.errors.InvalidArgumentError,
                 tf.errors.NotFoundError) as e:
-            raise CheckpointError(
+            raise run_dir.CheckpointError(
                 f"checkpoint {path} does not match the configured model, optimizers or input "
                 f"pipeline, so the run cannot resume from it: {e}. Use a new MODEL_DIR or "
                 f"restore the run's gin configuration ({self.model_dir}/config.gin).") from e

@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from xmcgan_tf import run_dir
 from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.models import dual_encoder_io
 from xmcgan_tf.models import dual_encoder_pretraining
@@ -34,8 +35,7 @@ from xmcgan_tf.networks import dual_encoder as dual_encoder_lib
 from xmcgan_tf.training import distribute
 from xmcgan_tf.training import summaries
 
-CONFIG_FILE = "config.gin"
-METRICS_FILE = os.path.join("metrics", "pretrain.jsonl")
+METRICS_FILE = "pretrain.jsonl"
 
 
 class PretrainCheckpointError(ValueError):
@@ -94,7 +94,7 @@ class _CheckpointCallback(keras.callbacks.Callback):
         dual_encoder_io.save_dual_encoder(self._encoder, self._model_dir,
                                           max_tokens=self._max_tokens,
                                           info={**self._info, "step": step})
-        path = os.path.join(self._model_dir, METRICS_FILE)
+        path = run_dir.metrics_path(self._model_dir, METRICS_FILE)
         tf.io.gfile.makedirs(os.path.dirname(path))
         with tf.io.gfile.GFile(path, "a") as f:
             f.write(json.dumps({"step": step, "train": self.last_train, "val": self.last_val})
@@ -174,8 +174,7 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
     keras.utils.set_random_seed(seed)
     tf.io.gfile.makedirs(model_dir)
     if chief and operative_config is not None:
-        with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-            f.write(operative_config())
+        run_dir.write_config(model_dir, operative_config())
 
     with strat.scope():
         encoder = encoder_fn(image_size=image_size, embedding_dim=info.embedding_dim)
@@ -189,10 +188,10 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
         # graph, so the encoder is checkpointed as {weight path: variable}.
         checkpoint = tf.train.Checkpoint(encoder=generator_loading.weights_by_path(encoder),
                                          optimizer=optimizer, step=step)
-    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    checkpoint_dir = run_dir.checkpoint_dir(model_dir)
     if not chief:
         checkpoint_dir = os.path.join(distribute.worker_scratch_dir(model_dir, strat),
-                                      "checkpoints")
+                                      run_dir.CHECKPOINT_SUBDIR)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=keep_checkpoints)
     if manager.latest_checkpoint:
         try:
@@ -229,7 +228,7 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
                                            start_step=start,
                                            steps_per_epoch=steps_per_checkpoint,
                                            log_every=log_every))
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")))
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, run_dir.TENSORBOARD_SUBDIR)))
     if initial_epoch < epochs:
         with input_pipeline.dataset_errors():
             model.fit(data("train", training=True), epochs=epochs, initial_epoch=initial_epoch,

@@ -24,25 +24,18 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from xmcgan_tf import files
 from xmcgan_tf import grids
+from xmcgan_tf import run_dir
 
-TENSORBOARD_SUBDIR = "tensorboard"
-METRICS_SUBDIR = "metrics"
-SAMPLES_SUBDIR = "samples"
-TRAIN_METRICS_FILE = "train.jsonl"
 
 # Losses shown in the progress line, in this order, when present.
 _PROGRESS_KEYS = ("loss/d_total", "loss/g_total", "contrastive/sentence_acc")
 
 
-def sample_path(model_dir: str, step: int) -> str:
-    """MODEL_DIR/samples/step_XXXXXXX.png."""
-    return os.path.join(model_dir, SAMPLES_SUBDIR, f"step_{step:07d}.png")
-
-
 def read_train_metrics(model_dir: str) -> list[dict]:
     """The records of MODEL_DIR/metrics/train.jsonl (one dict per logged step)."""
-    path = os.path.join(model_dir, METRICS_SUBDIR, TRAIN_METRICS_FILE)
+    path = run_dir.metrics_path(model_dir, run_dir.TRAIN_METRICS_FILE)
     if not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path) as f:
@@ -64,23 +57,21 @@ class TrainingSummaries:
         self.model_dir = model_dir
         self.enabled = enabled
         if enabled:
-            for subdir in (METRICS_SUBDIR, SAMPLES_SUBDIR):
+            for subdir in (run_dir.METRICS_SUBDIR, run_dir.SAMPLES_SUBDIR):
                 tf.io.gfile.makedirs(os.path.join(model_dir, subdir))
             self._drop_records_after(start_step)
             self.writer = tf.summary.create_file_writer(
-                os.path.join(model_dir, TENSORBOARD_SUBDIR))
+                os.path.join(model_dir, run_dir.TENSORBOARD_SUBDIR))
         else:
             self.writer = tf.summary.create_noop_writer()
 
     def _drop_records_after(self, step: int) -> None:
-        path = os.path.join(self.model_dir, METRICS_SUBDIR, TRAIN_METRICS_FILE)
+        path = run_dir.metrics_path(self.model_dir, run_dir.TRAIN_METRICS_FILE)
         records = read_train_metrics(self.model_dir)
         kept = [r for r in records if r["step"] <= step]
         if len(kept) == len(records):
             return
-        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-            f.write("".join(json.dumps(r) + "\n" for r in kept))
-        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        files.write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """Writes scalars to TensorBoard and appends {step, **values} to metrics/train.jsonl."""
@@ -90,7 +81,7 @@ class TrainingSummaries:
             for name, value in values.items():
                 tf.summary.scalar(name, value, step=step)
         self.writer.flush()
-        path = os.path.join(self.model_dir, METRICS_SUBDIR, TRAIN_METRICS_FILE)
+        path = run_dir.metrics_path(self.model_dir, run_dir.TRAIN_METRICS_FILE)
         record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
         with tf.io.gfile.GFile(path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -109,9 +100,9 @@ class TrainingSummaries:
         if not self.enabled:
             return None
         grid = grids.image_grid(images, captions)
-        path = sample_path(self.model_dir, step)
+        path = run_dir.sample_path(self.model_dir, step)
         tf.io.write_file(path, tf.io.encode_png(grid))
-        captions_path = os.path.join(self.model_dir, SAMPLES_SUBDIR, "captions.txt")
+        captions_path = os.path.join(self.model_dir, run_dir.SAMPLES_SUBDIR, "captions.txt")
         if not tf.io.gfile.exists(captions_path):
             with tf.io.gfile.GFile(captions_path, "w") as f:
                 f.write("".join(f"{i}: {c}\n" for i, c in enumerate(captions)))

@@ -35,18 +35,15 @@ from absl import logging
 
 import xmcgan_tf
 from xmcgan_tf import paths
+from xmcgan_tf import run_dir
 from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.data import schema
-from xmcgan_tf.models import generator_loading
 from xmcgan_tf.models import xmcgan
 from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
 from xmcgan_tf.training import checkpointing
 from xmcgan_tf.training import distribute
 from xmcgan_tf.training import summaries
-
-CONFIG_FILE = "config.gin"
-
 
 class NonFiniteLossError(FloatingPointError):
     """A reported loss became NaN or Inf; the message names the losses and the step."""
@@ -117,18 +114,6 @@ def _run_info(*, strategy: tf.distribute.Strategy, model: xmcgan.XMCGAN, data_di
 def _to_json(value: Any) -> Any:
     """Makes run info JSON-safe (Keras configs can hold tuples and dtype policies)."""
     return json.loads(json.dumps(value, default=str))
-
-
-def _prepare_run_dir(model_dir: str, run_info: dict[str, Any]) -> None:
-    """Checks an existing run.json against the configuration, then writes run.json."""
-    path = os.path.join(model_dir, generator_loading.RUN_INFO_FILE)
-    if tf.io.gfile.exists(path):
-        checkpointing.check_run_config(model_dir, generator_loading.read_run_info(model_dir),
-                                       run_info)
-    tf.io.gfile.makedirs(model_dir)
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-        f.write(json.dumps(run_info, indent=2, sort_keys=True))
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def _sample_batch(data_dir: str, *, num_samples: int, max_tokens: int, embedding_dim: int,
@@ -289,7 +274,7 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
         batch_size=batch_size, data_variant=data_variant, sentence_embedding=sentence_embedding,
         mixed_precision=mixed_precision, jit_compile=jit_compile))
     if chief:
-        _prepare_run_dir(model_dir, run_info)
+        run_dir.write_run_info(model_dir, run_info)
     run_checkpoint = checkpointing.RunCheckpoint(
         model_dir, model=model, step=step, iterator=iterator, strategy=strategy,
         max_to_keep=keep_checkpoints)
@@ -298,8 +283,7 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
     reports = summaries.TrainingSummaries(model_dir, enabled=chief, start_step=start_step)
     if operative_config is not None and chief:
         config_text = operative_config()
-        with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-            f.write(config_text)
+        run_dir.write_config(model_dir, config_text)
         reports.text("config/operative_gin", config_text, step=start_step)
     if resumed_from:
         logging.info("resumed from %s at step %d", resumed_from, start_step)
