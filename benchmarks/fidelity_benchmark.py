@@ -43,8 +43,8 @@ from benchmarks import markdown
 from xmcgan_tf import ablate
 from xmcgan_tf import files
 from xmcgan_tf import grids
+from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.evaluation import ablation
-from xmcgan_tf.evaluation import real_statistics
 from xmcgan_tf.models import generator_loading
 
 VARIANTS = ("xmcgan", "xmcgan_no_contrastive", "xmcgan_t2icl", "xmcgan_scl")
@@ -105,7 +105,7 @@ def write_grids(output: str, variants: Sequence[str], data_dir: str, count: int,
     for variant in variants:
         loaded = generator_loading.load_generators(ablation.variant_dir(output, variant))
         config = loaded.run_info["generator_config"]
-        batch = next(iter(real_statistics.eval_examples(
+        batch = next(iter(input_pipeline.ordered_examples(
             data_dir, "val", image_size=int(config["image_size"]), batch_size=count,
             num_samples=count, seed=seed, z_dim=int(config["z_dim"]),
             max_tokens=int(loaded.run_info["max_tokens"]),

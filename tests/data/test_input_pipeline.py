@@ -177,29 +177,45 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
     def test_eval_values_match_records(self, method):
         batches = _take(_make(self.data_dir, sentence_embedding=method), -1)
         self.assertLen(batches, NUM_IMAGES // BATCH)  # one pass, no partial batch
-        seen = set()
+        seen, chosen = [], set()
         for batch in batches:
             for i, caption in enumerate(batch["caption"]):
                 record = self._record(caption)
-                self.assertEqual(_caption_index(caption), 0)  # eval reads caption 0
-                seen.add(record.filename)
+                k = _caption_index(caption)
+                chosen.add(k)
+                seen.append(record.filename)
                 image = batch["image"][i]
                 self.assertTrue(np.all((image >= 0.0) & (image <= 1.0)))
                 self.assertAllClose(image, _expected_image(record), atol=1e-5)
-                self.assertAllClose(batch["words"][i], record.embeddings[0])
+                self.assertAllClose(batch["words"][i], record.embeddings[k])
                 self.assertAllEqual(batch["word_mask"][i],
-                                    (np.arange(T) < record.num_tokens[0]).astype(np.float32))
+                                    (np.arange(T) < record.num_tokens[k]).astype(np.float32))
                 self.assertAllClose(
                     batch["sentence"][i],
-                    _numpy_sentence(record.embeddings[0], record.num_tokens[0], method),
+                    _numpy_sentence(record.embeddings[k], record.num_tokens[k], method),
                     atol=1e-5)
                 self.assertEqual(batch["label"][i], record.label)
-        self.assertLen(seen, NUM_IMAGES)
+        self.assertEqual(seen, sorted(seen))  # shards and records in file order
+        self.assertLen(set(seen), NUM_IMAGES)
+        self.assertGreater(len(chosen), 1)  # captions are drawn, not always the first
+
+    def test_eval_pass_and_ordered_examples_agree(self):
+        """Training sample grids, evaluation and the judge condition an image on the same
+        caption and z: the ordered pass of make_dataset and ordered_examples are equal."""
+        ordered = _take(input_pipeline.ordered_examples(
+            self.data_dir, "train", image_size=IMAGE_SIZE, batch_size=BATCH, seed=3,
+            z_dim=Z_DIM), -1)
+        passed = _take(_make(self.data_dir, seed=3), -1)
+        self.assertLen(passed, len(ordered))
+        for a, b in zip(passed, ordered):
+            self.assertAllEqual(a["caption"], b["caption"])
+            for key in ("image", "words", "word_mask", "sentence", "z", "label"):
+                self.assertAllClose(a[key], b[key], atol=1e-6, msg=key)
 
     def test_eval_is_deterministic_and_never_flips(self):
         dataset = _make(self.data_dir)
         _assert_batches_equal(self, _take(dataset, -1), _take(dataset, -1))
-        # Different seed: only z changes in evaluation.
+        # Another seed: the same images, other draws of z (and of captions).
         first, other = _take(dataset, 1)[0], _take(_make(self.data_dir, seed=5), 1)[0]
         self.assertAllEqual(first["image"], other["image"])
         self.assertNotAllClose(first["z"], other["z"])
@@ -278,8 +294,9 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
                              tf.data.experimental.AutoShardPolicy.OFF)
             captions.append({c.decode() for b in _take(dataset, -1) for c in b["caption"]})
         # Shard 0 holds images 0..11, shard 1 images 12..23.
-        self.assertEqual(captions[0], {f"train image {i} caption 0" for i in range(12)})
-        self.assertEqual(captions[1], {f"train image {i} caption 0" for i in range(12, 24)})
+        images = [{c.rsplit(" caption ", 1)[0] for c in found} for found in captions]
+        self.assertEqual(images[0], {f"train image {i}" for i in range(12)})
+        self.assertEqual(images[1], {f"train image {i}" for i in range(12, 24)})
         self.assertEqual(_make(self.data_dir).options().experimental_distribute.auto_shard_policy,
                          tf.data.experimental.AutoShardPolicy.AUTO)
 

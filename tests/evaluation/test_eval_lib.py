@@ -101,7 +101,7 @@ def test_fid_and_kid_floors_compare_two_disjoint_real_sets(scenes_dir, trained_e
     extractor = eval_lib.feature_extractors.make_feature_extractor(
         "domain", evaluator_dir=evaluator_dir)
     features = {split: eval_lib.real_statistics.run_network(
-        extractor, eval_lib.real_statistics.eval_examples(
+        extractor, eval_lib.input_pipeline.ordered_examples(
             scenes_dir, split, image_size=64, batch_size=32, num_samples=num).map(
             lambda batch: batch["image"]))["features"] for split in ("train", "val")}
     assert len(features["train"]) == len(features["val"]) == num
@@ -123,7 +123,7 @@ def test_real_object_accuracy_matches_the_evaluator(scenes_dir, trained_evaluato
     assert real.generator == "real"
     # Independent computation from the evaluator's predictions on the same real images.
     images, objects = domain_evaluator.load_split(scenes_dir, "val", NUM)
-    examples = list(eval_lib.real_statistics.eval_examples(
+    examples = list(eval_lib.input_pipeline.ordered_examples(
         scenes_dir, "val", image_size=64, batch_size=NUM, num_samples=NUM, with_objects=True))[0]
     predictions = domain_evaluator.predict_objects(
         domain_evaluator.predict(domain_evaluator.load(evaluator_dir), images))

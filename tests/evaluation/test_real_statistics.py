@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from data_tools import synthetic_scenes
+from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.data import schema
 from xmcgan_tf.evaluation import real_statistics
 
@@ -17,15 +18,15 @@ def _collect(dataset):
 
 
 def test_examples_are_deterministic_and_independent_of_batch_size(scenes_dir):
-    a = _collect(real_statistics.eval_examples(scenes_dir, "val", image_size=32, batch_size=7,
+    a = _collect(input_pipeline.ordered_examples(scenes_dir, "val", image_size=32, batch_size=7,
                                                num_samples=20, seed=3, z_dim=5))
-    b = _collect(real_statistics.eval_examples(scenes_dir, "val", image_size=32, batch_size=20,
+    b = _collect(input_pipeline.ordered_examples(scenes_dir, "val", image_size=32, batch_size=20,
                                                num_samples=20, seed=3, z_dim=5))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert a["image"].shape == (20, 32, 32, 3) and a["z"].shape == (20, 5)
     np.testing.assert_array_equal(a["index"], np.arange(20))
-    c = _collect(real_statistics.eval_examples(scenes_dir, "val", image_size=32, batch_size=20,
+    c = _collect(input_pipeline.ordered_examples(scenes_dir, "val", image_size=32, batch_size=20,
                                                num_samples=20, seed=4, z_dim=5))
     assert not np.array_equal(a["z"], c["z"])
     assert not np.array_equal(a["caption_index"], c["caption_index"])  # another caption choice
@@ -33,7 +34,7 @@ def test_examples_are_deterministic_and_independent_of_batch_size(scenes_dir):
 
 def test_examples_match_the_records(scenes_dir):
     info = schema.read_dataset_info(scenes_dir)
-    data = _collect(real_statistics.eval_examples(
+    data = _collect(input_pipeline.ordered_examples(
         scenes_dir, "val", image_size=64, batch_size=8, num_samples=8, with_objects=True))
     for i in range(8):
         scene = synthetic_scenes.make_scene(0, synthetic_scenes.SPLIT_INDEX_OFFSET["val"] + i)
@@ -54,7 +55,7 @@ def test_examples_match_the_records(scenes_dir):
 
 def test_dimension_mismatch_is_reported(scenes_dir):
     with pytest.raises(schema.DatasetError, match="embedding dim D"):
-        real_statistics.eval_examples(scenes_dir, "val", image_size=64, batch_size=4,
+        input_pipeline.ordered_examples(scenes_dir, "val", image_size=64, batch_size=4,
                                       embedding_dim=768)
 
 

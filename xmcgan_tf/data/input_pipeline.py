@@ -19,8 +19,14 @@ op keyed by (seed, input pipeline id, position of the record in this pipeline's 
 shuffles are seeded, so the stream is a function of `seed` alone; the order is deterministic
 in training too. The position comes from `Dataset.enumerate`, whose counter is part of the
 iterator state: an iterator saved with `tf.train.Checkpoint` and restored continues with the
-same next batch. Evaluation picks caption 0 of every image (and caption 1 as the second
-caption of `two_captions`), never flips, and reads shards in order, so two passes are equal.
+same next batch.
+
+Evaluation order. With `training=False`, and in `ordered_examples` (the reader of evaluation,
+of the training sample grids, of the R-precision judge's validation and of the domain
+evaluator), shards are read one after the other in file order, nothing is shuffled or flipped,
+and the caption of the i-th image and its z are stateless draws keyed on (seed, i)
+(`_ordered_draws`): the same images get the same captions and noise wherever they are read,
+and two passes are equal.
 
 Corrupt shards. A shard is read with errors ignored while the bytes of its records (plus 16
 framing bytes each) are counted; when the shard ends, the count must equal the file size, or
@@ -169,6 +175,32 @@ def _read_shard(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
     return chunks.scan(tf.constant(0, tf.int64), count_bytes).unbatch()
 
 
+def _decode_image(data: tf.Tensor, image_size: int) -> tf.Tensor:
+    """PNG/JPEG bytes -> [S, S, 3] float32 in [0, 255], resized bilinearly."""
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    return tf.image.resize(image, [image_size, image_size], method="bilinear")
+
+
+def _unit_range(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """[S, S, 3] in [0, 255] -> float32 in [0, 1] with a static shape."""
+    return tf.ensure_shape(tf.clip_by_value(image / 255.0, 0.0, 1.0),
+                           [image_size, image_size, 3])
+
+
+def _ordered_draws(seed: int, index: tf.Tensor, num_captions: tf.Tensor,
+                   z_dim: int | None) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """The caption index (uniform over the record's captions) and z [z_dim] ~ N(0, I) of the
+    index-th image of an ordered pass, both stateless draws keyed on (seed, index)."""
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
+    choice = tf.random.stateless_uniform([], seed=key, maxval=num_captions, dtype=tf.int32,
+                                         alg="philox")
+    z = None
+    if z_dim is not None:
+        z_key = key + tf.constant([0, 1 << 40], tf.int64)  # apart from the caption draw
+        z = tf.random.stateless_normal([z_dim], seed=z_key, alg="philox")
+    return choice, z
+
+
 def _caption_fields(example: dict, index: tf.Tensor, max_tokens: int, method: str,
                     suffix: str = "") -> dict[str, tf.Tensor]:
     """words [T, D], word_mask [T], sentence [D] float32 and caption (string) of one caption."""
@@ -184,7 +216,7 @@ def _caption_fields(example: dict, index: tf.Tensor, max_tokens: int, method: st
 
 def _example_fn(*, training: bool, random_flip: bool, max_tokens: int, embedding_dim: int,
                 image_size: int, variant: str, method: str, z_dim: int, keep_labels: bool,
-                key: np.ndarray):
+                key: np.ndarray, seed: int, stream_offset: int):
     """The per-record map function (index [] int64, serialized [] string) -> dict."""
     base_key = tf.constant(key, tf.int64)  # [2]
 
@@ -195,22 +227,21 @@ def _example_fn(*, training: bool, random_flip: bool, max_tokens: int, embedding
             tf.random.experimental.stateless_split(
                 tf.random.experimental.stateless_fold_in(base_key, index), num=4))
 
-        image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
-        image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+        image = _decode_image(example["image"], image_size)
         if training and random_flip:
             image = tf.image.stateless_random_flip_left_right(image, flip_key)
-        image = tf.ensure_shape(tf.clip_by_value(image / 255.0, 0.0, 1.0),
-                                [image_size, image_size, 3])
+        image = _unit_range(image, image_size)
 
         num_captions = tf.shape(example["captions"])[0]
         if training:
             first = tf.random.stateless_uniform([], caption_key, minval=0, maxval=num_captions,
                                                 dtype=tf.int32)
+            z = tf.random.stateless_normal([z_dim], z_key)
         else:
-            first = tf.constant(0, tf.int32)
+            first, z = _ordered_draws(seed, index + stream_offset, num_captions, z_dim)
         out = {"image": image,
                **_caption_fields(example, first, max_tokens, method),
-               "z": tf.random.stateless_normal([z_dim], z_key),
+               "z": z,
                "label": example["label"]}
         if variant == TWO_CAPTIONS:
             second = pairing.other_caption_index(first, num_captions,
@@ -238,8 +269,9 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
       batch_size: global batch size; with `input_context` each batch holds
         `input_context.get_per_replica_batch_size(batch_size)` examples.
       training: True: shuffled shards and examples, random flips (with `random_flip`), a
-        uniformly drawn caption, endless by default. False: deterministic order, no flip,
-        caption 0, one pass by default.
+        uniformly drawn caption, endless by default. False: the ordered pass of evaluation
+        (shards in file order, no flip, caption and z drawn by (seed, position); see the
+        module docstring), one pass by default.
       max_tokens: T the model expects; must equal the dataset's.
       embedding_dim: D the model expects; must equal the dataset's.
       image_size: S, images are resized to [S, S].
@@ -311,15 +343,17 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
     if training:
         files = files.shuffle(len(shards), seed=file_seed, reshuffle_each_iteration=True)
     files = files.repeat(passes)
-    records = files.interleave(_read_shard, cycle_length=min(len(shards), _MAX_CYCLE_LENGTH),
-                               block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-                               deterministic=True)
+    # Training interleaves the shards; an ordered pass reads them one after the other.
+    cycle_length = min(len(shards), _MAX_CYCLE_LENGTH) if training else 1
+    records = files.interleave(_read_shard, cycle_length=cycle_length, block_length=1,
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     process = _example_fn(
-        training=training, random_flip=random_flip, max_tokens=max_tokens, embedding_dim=embedding_dim,
-        image_size=image_size, variant=variant, method=sentence_embedding, z_dim=z_dim,
+        training=training, random_flip=random_flip, max_tokens=max_tokens,
+        embedding_dim=embedding_dim, image_size=image_size, variant=variant, method=sentence_embedding, z_dim=z_dim,
         keep_labels=variant == LABEL_PAIRS and label_rule == pairing.ANY_SHARED,
-        key=np.array(key, np.int64))
+        key=np.array(key, np.int64), seed=int(seed),
+        stream_offset=int(pipeline_id) << 32)  # input pipelines draw apart
     examples = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE,
                                        deterministic=True)
     if training:
@@ -337,3 +371,82 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
         tf.data.experimental.AutoShardPolicy.OFF if input_context is not None
         else tf.data.experimental.AutoShardPolicy.AUTO)
     return batches.with_options(options)
+
+
+def ordered_examples(data_dir: str, split: str, *, image_size: int, batch_size: int,
+                     num_samples: int | None = None, seed: int = 0, z_dim: int | None = None,
+                     sentence_mode: str = sentence_embedding_lib.OFFICIAL,
+                     with_objects: bool = False, with_images: bool = True,
+                     max_tokens: int | None = None,
+                     embedding_dim: int | None = None) -> tf.data.Dataset:
+    """The first `num_samples` examples of a split, in file order, one caption each: the
+    reader of evaluation, of the training sample grids and of the domain evaluator.
+
+    The caption of image i and its z are the draws of `make_dataset(training=False)` for the
+    same (seed, i) (`_ordered_draws`); the result does not depend on the batch size.
+
+    Args:
+      data_dir: dataset directory (dataset_info.json + shards).
+      split: "train" or "val".
+      image_size: S; images are resized bilinearly to S×S.
+      batch_size: B (the last batch may be smaller).
+      num_samples: how many images, from the start of the split; None for all.
+      seed: caption choice and z seed.
+      z_dim: if given, each example carries z [z_dim] float32 ~ N(0, I).
+      sentence_mode: "official", "masked_mean" or "cls" (`xmcgan_tf.data.sentence_embedding`).
+      with_objects: also read the synthetic set's objects/* and caption/states_*.
+      with_images: decode the images (False leaves `image` out, for conditioning-only passes).
+      max_tokens: T the caller expects; checked against dataset_info.json.
+      embedding_dim: D the caller expects; checked against dataset_info.json.
+
+    Returns:
+      Dataset of dict batches: `index` [B] int64, `image` [B, S, S, 3] float32 in [0, 1] (with
+      images), `caption` [B] string, `caption_index` [B] int32, `words` [B, T, D] float32,
+      `word_mask` [B, T] float32, `sentence` [B, D] float32, `label` [B] int64, `z` [B, z_dim]
+      float32 (with z_dim); with objects also `objects/<field>` [B, K] int64 (-1 padding),
+      `states_position` and `states_size` [B] int64 of the chosen caption (0 where the record
+      has none).
+    """
+    sentence_embedding_lib.check_method(sentence_mode)
+    if num_samples is not None and num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    info = schema.read_dataset_info(data_dir)
+    if max_tokens is not None or embedding_dim is not None:
+        schema.check_compatible(info, max_tokens=max_tokens or info.max_tokens,
+                                embedding_dim=embedding_dim or info.embedding_dim,
+                                data_dir=data_dir)
+    tokens, dim = info.max_tokens, info.embedding_dim
+
+    def parse(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        record = schema.parse_example(serialized, max_tokens=tokens, embedding_dim=dim,
+                                      with_objects=with_objects)
+        choice, z = _ordered_draws(seed, index, tf.shape(record["captions"])[0], z_dim)
+        out = {"index": index, "caption_index": choice, "label": record["label"],
+               **_caption_fields(record, choice, tokens, sentence_mode)}
+        out["words"] = tf.ensure_shape(out["words"], [tokens, dim])
+        if with_images:
+            out["image"] = _unit_range(_decode_image(record["image"], image_size), image_size)
+        if z is not None:
+            out["z"] = z
+        if with_objects:
+            for field in schema.OBJECT_FIELDS:
+                out[schema.OBJECT_PREFIX + field] = record[schema.OBJECT_PREFIX + field]
+            for name in ("states_position", "states_size"):
+                states = record[name]
+                out[name] = tf.cond(tf.size(states) > choice, lambda s=states: s[choice],
+                                    lambda: tf.constant(0, tf.int64))
+        return out
+
+    dataset = tf.data.TFRecordDataset(schema.list_shards(data_dir, split)).enumerate()
+    if num_samples is not None:
+        dataset = dataset.take(num_samples)
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if with_objects:
+        # Objects per image vary: pad them with -1 (other fields have fixed shapes).
+        padding_values = {k: tf.constant(-1 if k.startswith(schema.OBJECT_PREFIX) else 0,
+                                         v.dtype) if v.dtype != tf.string else tf.constant("")
+                          for k, v in dataset.element_spec.items()}
+        dataset = dataset.padded_batch(batch_size, padding_values=padding_values)
+    else:
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)

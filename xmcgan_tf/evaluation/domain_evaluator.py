@@ -36,6 +36,7 @@ import tensorflow as tf
 from absl import logging
 
 from xmcgan_tf import files
+from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.data import schema
 from xmcgan_tf.evaluation import real_statistics
 
@@ -312,9 +313,9 @@ def load_split(data_dir: str, split: str, num_examples: int | None = None,
     if not info.image_size or info.image_size[0] != info.image_size[1]:
         raise schema.DatasetError(f"{data_dir}: the domain evaluator needs square images of one "
                                   f"stored size; dataset_info.image_size is {info.image_size}")
-    examples = real_statistics.eval_examples(data_dir, split, image_size=info.image_size[0],
-                                             batch_size=batch_size, num_samples=num_examples,
-                                             with_objects=True)
+    examples = input_pipeline.ordered_examples(data_dir, split, image_size=info.image_size[0],
+                                               batch_size=batch_size, num_samples=num_examples,
+                                               with_objects=True)
     images, objects = [], {f: [] for f in (*schema.OBJECT_FIELDS, "label")}
     width = 0
     for batch in examples:

@@ -31,6 +31,7 @@ from absl import logging
 from xmcgan_tf import files
 from xmcgan_tf import progress
 from xmcgan_tf import run_dir
+from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.data import schema
 from xmcgan_tf.data import sentence_embedding
 from xmcgan_tf.evaluation import feature_extractors
@@ -209,7 +210,7 @@ def evaluate_generators(generators: Mapping[str, GeneratorFn], *, data_dir: str,
         networks["judge"] = judge_images
 
     def examples(**kwargs) -> tf.data.Dataset:
-        return real_statistics.eval_examples(
+        return input_pipeline.ordered_examples(
             data_dir, split, image_size=image_size, batch_size=batch_size, num_samples=count,
             seed=seed, sentence_mode=sentence_mode, max_tokens=max_tokens,
             embedding_dim=embedding_dim, **kwargs)

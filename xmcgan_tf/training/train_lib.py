@@ -120,16 +120,16 @@ def _sample_batch(data_dir: str, *, num_samples: int, max_tokens: int, embedding
                   image_size: int, z_dim: int, sentence_embedding: str,
                   seed: int) -> dict[str, np.ndarray]:
     """The fixed captions (and z) of the sample grids: the first examples of `val` (or
-    `train` when the dataset has no `val` split), read deterministically; at most the split's
-    size."""
+    `train` when the dataset has no `val` split) as evaluation reads them (the same captions
+    and z for the same seed); at most the split's size."""
     splits = schema.read_dataset_info(data_dir).splits
     split = "val" if splits.get("val") else "train"
     if splits.get(split):
         num_samples = min(num_samples, int(splits[split]))
-    dataset = input_pipeline.make_dataset(
-        data_dir, split, batch_size=num_samples, training=False, max_tokens=max_tokens,
-        embedding_dim=embedding_dim, image_size=image_size, z_dim=z_dim,
-        sentence_embedding=sentence_embedding, seed=seed)
+    dataset = input_pipeline.ordered_examples(
+        data_dir, split, image_size=image_size, batch_size=num_samples, num_samples=num_samples,
+        seed=seed, z_dim=z_dim, sentence_mode=sentence_embedding, with_images=False,
+        max_tokens=max_tokens, embedding_dim=embedding_dim)
     batch = next(iter(dataset))
     return {k: v.numpy() for k, v in batch.items()}
 
