@@ -100,3 +100,28 @@ def test_bad_inputs_name_the_problem():
     empty = _objects([[], [], [], []])
     with pytest.raises(ValueError, match="name no objects"):
         object_accuracy.object_accuracy(pred, empty, np.ones(4), np.ones(4), LABELS, G)
+
+
+def test_shape_confusion_counts_by_colour_whatever_the_position():
+    # Two images on a 2×2 grid (4 cells), S = 3 shapes; predicted shape s + 1, 0 = empty.
+    predictions = {
+        # image 0: a red (0) shape-2 blob in cell 3, a blue (1) shape-0 in cell 0.
+        # image 1: nothing red; a blue shape-1 in cell 1 and a blue shape-2 in cell 2.
+        "shape": np.array([[1, 0, 0, 3], [0, 2, 3, 0]]),
+        "color": np.array([[1, 0, 0, 0], [0, 1, 1, 0]]),
+    }
+    objects = {
+        # image 0: a red shape 2 (seen right, wherever) and a blue shape 1 (seen as shape 0).
+        # image 1: a red shape 0 (no red object drawn), a blue shape 2 (one of the two blue
+        # cells shows it: right), and padding.
+        "shape": np.array([[2, 1, -1], [0, 2, -1]]),
+        "color": np.array([[0, 1, -1], [0, 1, -1]]),
+    }
+    counts = object_accuracy.shape_confusion(predictions, objects, num_shapes=3)
+    expected = np.zeros([3, 4], np.int64)
+    expected[2, 3] = 2  # shape 2 seen as shape 2, twice
+    expected[1, 1] = 1  # shape 1 seen as shape 0
+    expected[0, 0] = 1  # shape 0: no object of its colour
+    np.testing.assert_array_equal(counts, expected)
+    with pytest.raises(ValueError, match="num_shapes"):
+        object_accuracy.shape_confusion(predictions, objects, num_shapes=2)

@@ -13,7 +13,11 @@ accuracy the mean over classes (class = the image label, the (shape, colour) cla
 object) of the per-class image mean, as SOA-I and SOA-C average. Hallucinated extra objects are
 not penalised (recall, as in SOA).
 
-Legend: N images, K objects per image (padded with -1), G² grid cells.
+`shape_confusion` takes the shapes apart: for each named object, the shape the evaluator sees
+in a cell of the object's colour (position and size aside), so that a model which draws the
+right colours in the right places but blobs for shapes shows where its shapes go wrong.
+
+Legend: N images, K objects per image (padded with -1), G² grid cells, S shapes.
 """
 
 from __future__ import annotations
@@ -99,6 +103,42 @@ def object_recall(predictions: Mapping[str, np.ndarray], objects: Mapping[str, n
     at_cell = np.take_along_axis(match, cell[:, :, None], axis=2)[:, :, 0]  # [N, K]
     recalled = np.where(by_position, at_cell, match.any(axis=2))
     return np.where(valid, recalled.astype(np.float32), np.float32(np.nan))
+
+
+def shape_confusion(predictions: Mapping[str, np.ndarray], objects: Mapping[str, np.ndarray],
+                    num_shapes: int) -> np.ndarray:
+    """Counts of (named shape, shape seen in a cell of the object's colour).
+
+    For each named object the cells the evaluator finds non-empty with the object's colour are
+    looked at: if one shows the named shape, the object counts on the diagonal; otherwise the
+    first such cell (row-major) gives the shape seen; with no such cell, column 0 ("no object of
+    that colour"). Position and size are not asked for.
+
+    Args:
+      predictions: "shape" [N, G²] int (0 = empty, s + 1 = shape s) and "color" [N, G²] int.
+      objects: "shape" and "color" [N, K] int ground truth, -1 padding.
+      num_shapes: S.
+
+    Returns:
+      [S, S + 1] int64: row s = named shape s; column 0 = no object of its colour, column
+      t + 1 = seen as shape t.
+    """
+    pred_shape = _int_matrix("predictions['shape']", predictions["shape"])
+    pred_color = _int_matrix("predictions['color']", predictions["color"], pred_shape.shape[0])
+    shapes = _int_matrix("objects['shape']", objects["shape"], pred_shape.shape[0])
+    colors = _int_matrix("objects['color']", objects["color"], pred_shape.shape[0])
+    if shapes.max(initial=-1) >= num_shapes or pred_shape.max(initial=0) > num_shapes:
+        raise ValueError(f"shape ids exceed num_shapes = {num_shapes}")
+    counts = np.zeros([num_shapes, num_shapes + 1], np.int64)
+    for n, k in zip(*np.nonzero(shapes >= 0)):
+        seen = pred_shape[n][(pred_shape[n] != NO_OBJECT) & (pred_color[n] == colors[n, k])]
+        if seen.size == 0:
+            counts[shapes[n, k], 0] += 1
+        elif np.any(seen == shapes[n, k] + 1):
+            counts[shapes[n, k], shapes[n, k] + 1] += 1
+        else:
+            counts[shapes[n, k], seen[0]] += 1
+    return counts
 
 
 def object_accuracy(predictions: Mapping[str, np.ndarray], objects: Mapping[str, np.ndarray],

@@ -330,3 +330,20 @@ def _object_accuracy(inputs: MetricInputs) -> MetricValue:
     return MetricValue(result.image_averaged,
                        extra={"class_averaged": result.class_averaged,
                               "object_averaged": result.object_averaged})
+
+
+@register_metric("shapes", needs=(OBJECTS,), protocol="shapes_{network}_{split}_{n}",
+                 network="domain", real_reference=True, higher_is_better=True)
+def _shape_recall(inputs: MetricInputs) -> MetricValue:
+    """Of the named objects whose colour is drawn somewhere, the fraction drawn with the named
+    shape (position and size aside); per-shape recalls (`recall/shape_<s>`, the shapes in the
+    dataset's order) and the fraction whose colour is not drawn at all as extras."""
+    num_shapes = int(np.asarray(inputs.object_outputs["shape_logits"]).shape[-1]) - 1
+    counts = object_accuracy.shape_confusion(
+        domain_evaluator.predict_objects(inputs.object_outputs), inputs.objects, num_shapes)
+    found = counts[:, 1:].sum()
+    right = np.trace(counts[:, 1:])
+    extra = {f"recall/shape_{s}": float(counts[s, s + 1] / max(counts[s].sum(), 1))
+             for s in range(num_shapes)}
+    extra["colour_not_drawn"] = float(counts[:, 0].sum() / max(counts.sum(), 1))
+    return MetricValue(float(right / max(found, 1)), extra=extra)
