@@ -3,7 +3,10 @@ r"""Throughput of `xmcgan_tf.text.encoder.encode_captions` (captions per second)
 Encodes synthetic scene captions ("a large red circle in the top left ...") with the offline
 all-MiniLM-L6-v2 module for each T in --max_tokens and prints one Markdown table row per T,
 preceded by the machine (CPU count, CPU model, load average). A warm-up batch per T is excluded
-from the timing.
+from the timing. Each row also gives the encoder's dense FLOPs per caption (2 per weight of
+the transformer layers' kernels per token, plus the attention products, all T positions) and
+what the machine's dense float32 matmul rate (measured in the same run) allows: the bound of
+any float32 implementation that encodes every position, as `sequence_output` must.
 
 Usage:
   python -m data_tools.build_text_encoder --output_dir artifacts/text_encoder   # once
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from absl import app, flags
 
 from benchmarks import machine
+from benchmarks import train_throughput_benchmark
 from xmcgan_tf.text import encoder
 
 _TEXT_ENCODER_DIR = flags.DEFINE_string(
@@ -74,6 +78,18 @@ def synthetic_captions(num: int, seed: int) -> list[str]:
     return captions
 
 
+def caption_flops(text_encoder: encoder.TextEncoder, max_tokens: int) -> float:
+    """Dense FLOPs of encoding one caption of T positions: 2 per transformer kernel weight per
+    token, plus QK^T and attention-weighted values (2·2·T·H per token and layer)."""
+    kernels = [v for v in text_encoder.encoder_module.variables
+               if v.name.startswith("transformer/") and len(v.shape) == 2]
+    layers = {v.name.split("/")[1] for v in kernels}
+    hidden = text_encoder.embedding_dim
+    per_token = 2 * sum(int(v.shape[0]) * int(v.shape[1]) for v in kernels)
+    per_token += len(layers) * 4 * max_tokens * hidden
+    return float(per_token * max_tokens)
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -81,8 +97,11 @@ def main(argv: Sequence[str]) -> None:
     preprocess = os.path.join(_TEXT_ENCODER_DIR.value, "preprocess")
     encoder_dir = os.path.join(_TEXT_ENCODER_DIR.value, "encoder")
     print(f"Machine: {machine.describe()}")
-    print("| T | batch | captions | seconds | captions/s |")
-    print("|---|---|---|---|---|")
+    matmul = train_throughput_benchmark.matmul_flops_per_second()
+    print(f"Dense float32 matmul rate: {matmul / 1e9:.0f} GFLOP/s")
+    print("| T | batch | captions | seconds | captions/s | MFLOP/caption | bound, captions/s "
+          "| of the bound |")
+    print("|---|---|---|---|---|---|---|---|")
     for max_tokens in [int(value) for value in _MAX_TOKENS.value]:
         text_encoder = encoder.TextEncoder(preprocess, encoder_dir, max_tokens=max_tokens)
         encoder.encode_captions(
@@ -94,9 +113,12 @@ def main(argv: Sequence[str]) -> None:
         )
         seconds = time.perf_counter() - start
         assert embeddings.shape == (len(captions), max_tokens, text_encoder.embedding_dim)
+        rate = len(captions) / seconds
+        flops = caption_flops(text_encoder, max_tokens)
         print(
             f"| {max_tokens} | {_BATCH_SIZE.value} | {len(captions)} | {seconds:.2f} | "
-            f"{len(captions) / seconds:.0f} |",
+            f"{rate:.0f} | {flops / 1e6:.0f} | {matmul / flops:.0f} | "
+            f"{100 * rate * flops / matmul:.0f} % |",
             flush=True,
         )
 

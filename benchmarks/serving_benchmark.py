@@ -4,8 +4,11 @@ Measures, for caption strings in and uint8 images out through the SavedModel:
 - latency of one image (batch 1): p50 / p95 over --requests requests;
 - throughput at batch --batch (images per second over --batches requests);
 each in-process (`tf.saved_model.load` + signature call) and through the local server
-(`xmcgan_tf.serving.server`) over REST and gRPC on loopback. Prints a Markdown table and the
-machine.
+(`xmcgan_tf.serving.server`) over REST and gRPC on loopback; and, to show where the time goes,
+the generator alone (the `serve_embeddings` signature on ready-made caption embeddings: the
+rest of the caption path is the tokenizer and the text encoder) with its profiled FLOPs per
+image and the time those take at the machine's dense float32 matmul rate, the bound of any
+float32 implementation. Prints a Markdown table and the machine.
 
     python -m benchmarks.serving_benchmark                       # demo size: 64 px, gf 64
     python -m benchmarks.serving_benchmark --gf_dim=8            # tiny generator
@@ -31,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import machine
+from benchmarks import train_throughput_benchmark
 from xmcgan_tf.export import export_lib
 from xmcgan_tf.export import serving_module
 from xmcgan_tf.networks import generator as generator_lib
@@ -92,6 +96,16 @@ def _export(args, export_dir: str) -> str:
     return export_dir
 
 
+def _generator_gflop(args, *, max_tokens: int, embedding_dim: int) -> float:
+    """Profiled forward FLOPs (G) of one image of a generator of the benchmark's size."""
+    generator = generator_lib.Generator(image_size=args.image_size, gf_dim=args.gf_dim,
+                                        z_dim=args.z_dim, embedding_dim=embedding_dim)
+    inputs = generator.example_inputs(max_tokens)
+    forward = tf.function(lambda *a: generator(*a, training=False))
+    forward(*inputs)
+    return train_throughput_benchmark.graph_flops(forward.get_concrete_function(*inputs)) / 1e9
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--export_dir", default=None, help="existing export (newest version)")
@@ -124,6 +138,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             return default(captions=tf.constant(captions))[serving_module.IMAGES].numpy()
 
         results = [_measure("in-process SavedModel", in_process, args)]
+        embeddings = loaded.model.signatures[serving_module.SERVE_EMBEDDINGS]
+        max_tokens, dim = int(info["max_tokens"]), int(info["embedding_dim"])
+
+        def generator_only(captions):
+            words = tf.random.stateless_normal([len(captions), max_tokens, dim], seed=[0, 0])
+            return embeddings(words=words, word_mask=tf.ones([len(captions), max_tokens]))[
+                serving_module.IMAGES].numpy()
+
+        results.append(_measure("in-process, generator only (serve_embeddings)",
+                                generator_only, args))
+        generator_gflop = (None if args.export_dir else
+                           _generator_gflop(args, max_tokens=max_tokens, embedding_dim=dim))
+        matmul_gflops = train_throughput_benchmark.matmul_flops_per_second() / 1e9
         with server_lib.ModelServer(export_dir, grpc_port=0, rest_port=0, poll_seconds=0,
                                     max_batch=max(64, args.batch)) as server:
             for protocol, port in (("rest", server.rest_port), ("grpc", server.grpc_port)):
@@ -143,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"| {r['path']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['throughput']:.1f} |")
     print(f"\n{args.requests} batch-1 requests, {args.batches} batches of {args.batch}, "
           f"{args.warmup} warm-up rounds per path.")
+    if generator_gflop is not None:
+        print(f"Generator forward: {generator_gflop:.2f} GFLOP per image (TF profiler, batch 1); "
+              f"at the machine's dense float32 matmul rate ({matmul_gflops:.0f} GFLOP/s) that "
+              f"is {1000 * generator_gflop / matmul_gflops:.0f} ms per image, the float32 "
+              "bound.")
     print(f"Machine: {machine.describe()} (after); load average {load_before} before.")
 
 
