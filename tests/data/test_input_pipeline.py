@@ -282,6 +282,23 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
         got = [{k: v.numpy() for k, v in next(restored).items()} for _ in range(4)]
         _assert_batches_equal(self, expected, got)
 
+    @parameterized.parameters("single", "two_captions")
+    def test_start_position_continues_the_stream(self, variant):
+        """Rebuilt from the position after a batch's last example, the stream goes on as the
+        uninterrupted one, across an epoch boundary (6 batches per epoch here)."""
+        batches = _take(_make(self.data_dir, training=True, variant=variant, seed=7), 10)
+        self.assertAllEqual(batches[5]["position"][-1], [0, NUM_IMAGES - 1])
+        self.assertAllEqual(batches[6]["position"][0], [1, 0])
+        for stop in (2, 4, 5):
+            epoch, offset = batches[stop]["position"][-1]
+            resumed = _take(_make(self.data_dir, training=True, variant=variant, seed=7,
+                                  start=(int(epoch), int(offset) + 1)), 10 - stop - 1)
+            _assert_batches_equal(self, batches[stop + 1:], resumed)
+
+    def test_label_pairs_have_no_position(self):
+        batch = _take(_make(self.data_dir, training=True, variant="label_pairs"), 1)[0]
+        self.assertNotIn("position", batch)
+
     def test_input_context_shards_and_splits_batch(self):
         captions = []
         for pipeline in range(2):

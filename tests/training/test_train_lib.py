@@ -181,3 +181,22 @@ def test_resume_accepts_another_spelling_of_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "data")
     second = _train(model_dir, ".", num_steps=3)  # the same directory, spelled otherwise
     assert second.resumed_from.endswith("ckpt-2") and second.step == 3
+
+
+def test_checkpoint_holds_the_input_position_not_the_input_buffers(nan_run):
+    """The checkpoint is the networks, the optimizers and two integers of input position:
+    nothing of the shuffle buffer (a resumed run rebuilds the stream from the position)."""
+    model_dir, _, _ = nan_run
+    path = tf.train.latest_checkpoint(run_dir.checkpoint_dir(model_dir))
+    keys = dict(tf.train.list_variables(path))
+    assert not [k for k in keys if k.startswith("iterator")]
+    # Step 2, one batch of 2 × 4 examples per step: the last one consumed is offset 15 of
+    # epoch 0, the tiny set's 16th and last training image.
+    assert tf.train.load_variable(path, "input_position/.ATTRIBUTES/VARIABLE_VALUE").tolist() \
+        == [0, 15]
+    reader = tf.train.load_checkpoint(path)
+    dtypes = reader.get_variable_to_dtype_map()
+    variable_bytes = sum(int(np.prod(shape)) * dtypes[name].size
+                         for name, shape in keys.items() if dtypes[name] != tf.string)
+    data_bytes = sum(os.path.getsize(p) for p in tf.io.gfile.glob(path + ".data-*"))
+    assert data_bytes < 1.05 * variable_bytes + 100_000

@@ -3,11 +3,13 @@
 Legend: B batch (per replica when an `input_context` is given), S image size, T tokens per
 caption (including [CLS] and [SEP], padded), D text-encoder dimension, Z = z_dim.
 
-    shards (this input pipeline's share; shuffled per epoch when training) -> repeat
-    -> interleave (parallel, autotuned, each shard checked for corruption)
+    per epoch: shards (this input pipeline's share; a stateless permutation per epoch when
+       training) -> interleave (parallel, each shard checked for corruption) -> shuffle the
+       serialized records (training; a stateless permutation of each window of
+       `shuffle_buffer` records) -> [skip to a start position]
     -> parse -> decode PNG/JPEG -> resize to [S, S] (bilinear) -> random horizontal flip
        (training) -> [0, 1] -> caption choice -> words, word_mask, sentence -> z ~ N(0, I)
-    -> shuffle (training) -> [label_pairs: pair by label] -> batch (drop remainder) -> prefetch
+    -> [label_pairs: pair by label] -> batch (drop remainder) -> prefetch
 
 Element dicts (see `make_dataset`): `image [B, S, S, 3] float32 in [0, 1]`, `words [B, T, D]
 float32`, `word_mask [B, T] float32`, `sentence [B, D] float32`, `z [B, Z] float32`,
@@ -15,11 +17,13 @@ float32`, `word_mask [B, T] float32`, `sentence [B, D] float32`, `z [B, Z] float
 (`xmcgan_tf.data.pairing`).
 
 Randomness. Every random choice of an example (flip, caption, second caption, z) is a stateless
-op keyed by (seed, input pipeline id, position of the record in this pipeline's stream), and the
-shuffles are seeded, so the stream is a function of `seed` alone; the order is deterministic
-in training too. The position comes from `Dataset.enumerate`, whose counter is part of the
-iterator state: an iterator saved with `tf.train.Checkpoint` and restored continues with the
-same next batch.
+op keyed by (seed, input pipeline id, epoch, place of the record in the epoch), and the
+shuffles are seeded per epoch, so the stream is a function of `seed` alone and epoch e is the
+same wherever it is built. Resuming needs no buffered data: each training example carries its
+`position` (epoch, offset), and `make_dataset(start=...)` rebuilds the stream from the
+position after the last example a run consumed (training checkpoints store that position,
+two integers, not the iterator). The `label_pairs` variant, whose pairing holds examples back
+across batches, is resumed from a `tf.train.Checkpoint` of its iterator instead.
 
 Evaluation order. With `training=False`, and in `ordered_examples` (the reader of evaluation,
 of the training sample grids, of the R-precision judge's validation and of the domain
@@ -52,6 +56,9 @@ SINGLE = "single"
 TWO_CAPTIONS = "two_captions"
 LABEL_PAIRS = "label_pairs"
 VARIANTS = (SINGLE, TWO_CAPTIONS, LABEL_PAIRS)
+
+# Field of training batches: each example's (epoch, offset) in the stream (`make_dataset`).
+POSITION = "position"
 
 CORRUPT_SHARD = "corrupt or unreadable TFRecord shard"
 # Bytes around each record in a TFRecord file: length (8), length CRC (4), data CRC (4).
@@ -255,12 +262,65 @@ def _example_fn(*, training: bool, random_flip: bool, max_tokens: int, embedding
     return process
 
 
+def _training_records(shard_paths: tf.Tensor, shard_sizes: tf.Tensor, *, passes: int | None,
+                      start: tuple[int, int] | None, file_seed: int, example_seed: int,
+                      shuffle_buffer: int) -> tf.data.Dataset:
+    """The training stream of records, epoch by epoch, from a position.
+
+    Epoch e reads the shards in a stateless permutation keyed on (file_seed, e), interleaved,
+    and permutes each window of `shuffle_buffer` consecutive records by a stateless draw keyed
+    on (example_seed, e, window), so epoch e is the same sequence whenever it is built (and the
+    iterator has no random state: a `tf.train.Checkpoint` of it still works). Its records are numbered twice: `index` (e·2³² + the
+    record's place in the epoch's read order, the key of its random draws) and `position`
+    (e, its place in the epoch's shuffled order). Starting at (e, k) builds epoch e and skips
+    its first k records before anything is decoded: a resumed run continues the stream of an
+    uninterrupted one from a checkpointed position, reading at most one epoch of records
+    again.
+
+    Returns:
+      Dataset of (position [2] int64, index [] int64, serialized record [] string).
+    """
+    start_epoch, start_offset = start if start is not None else (0, 0)
+    if start_epoch < 0 or start_offset < 0:
+        raise ValueError(f"start must be a non-negative (epoch, offset), got {start}")
+    num_shards = int(shard_paths.shape[0])
+
+    def epoch_records(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(num_shards), seed=tf.stack([tf.constant(file_seed, tf.int64), epoch]))
+        files = tf.data.Dataset.from_tensor_slices(
+            (tf.gather(shard_paths, order), tf.gather(shard_sizes, order)))
+        records = files.interleave(_read_shard, cycle_length=min(num_shards, _MAX_CYCLE_LENGTH),
+                                   block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                                   deterministic=True)
+        # A stateless shuffle (so the iterator stays serialisable): each window of
+        # `shuffle_buffer` consecutive records is permuted by a draw keyed on (epoch, window).
+        windows = records.enumerate().batch(shuffle_buffer).enumerate()
+
+        def permute(window, items):
+            index, serialized = items
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(tf.shape(index)[0]),
+                seed=tf.stack([tf.constant(example_seed, tf.int64), epoch * (1 << 32) + window]))
+            return tf.gather(index, order), tf.gather(serialized, order)
+
+        records = windows.map(permute).unbatch()
+        records = records.enumerate().skip(
+            tf.where(epoch == start_epoch, tf.constant(start_offset, tf.int64), 0))
+        return records.map(lambda offset, item: (tf.stack([epoch, offset]),
+                                                 epoch * (1 << 32) + item[0], item[1]))
+
+    stop = start_epoch + passes if passes is not None else np.iinfo(np.int64).max
+    return tf.data.Dataset.range(start_epoch, stop).flat_map(epoch_records)
+
+
 def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, max_tokens: int,
                  embedding_dim: int, image_size: int, variant: str = SINGLE,
                  sentence_embedding: str = sentence_embedding_lib.OFFICIAL, z_dim: int = 128,
                  seed: int = 0, repeat: int | None = None, shuffle_buffer: int = 256,
                  label_rule: str = pairing.LARGEST_AREA, random_flip: bool = True,
-                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                 input_context: tf.distribute.InputContext | None = None,
+                 start: tuple[int, int] | None = None) -> tf.data.Dataset:
     """Batched examples of one split.
 
     Args:
@@ -284,7 +344,7 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
       z_dim: Z, size of the noise vector z ~ N(0, I).
       seed: non-negative integer; the whole stream is a function of it.
       repeat: passes over the split; None: endless when training, one pass otherwise.
-      shuffle_buffer: examples in the shuffle buffer (training).
+      shuffle_buffer: records in each shuffled window (training).
       label_rule: "largest_area" (pairs by `image/label`; label -1 dropped) or "any_shared"
         (pairs by any id of `image/labels`; `label` and `label_2` are the shared id), for
         "label_pairs".
@@ -293,12 +353,17 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
       input_context: from `tf.distribute.Strategy.distribute_datasets_from_function`; this
         input pipeline reads shards `input_pipeline_id::num_input_pipelines`. Without it the
         dataset keeps the AUTO auto-shard policy.
+      start: training only: (epoch, offset) of the first example, the `position` after the
+        last example a run consumed (see `_training_records`); None: the stream's start.
+        With `repeat`, the passes count from that epoch.
 
     Returns:
       A `tf.data.Dataset` of dicts: `image [B, S, S, 3] float32 in [0, 1]`, `words [B, T, D]
       float32`, `word_mask [B, T] float32` (1.0 on real tokens incl. [CLS]/[SEP]),
       `sentence [B, D] float32`, `z [B, Z] float32`, `label [B] int64`, `caption [B] string`,
-      plus the variant's fields. Incomplete last batches are dropped.
+      plus the variant's fields; when training (except `label_pairs`, whose pairing reorders
+      examples) `position [B, 2] int64`, each example's (epoch, offset) in the stream.
+      Incomplete last batches are dropped.
 
     Raises:
       ValueError: an invalid argument.
@@ -338,27 +403,34 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
     file_seed, example_seed, *key = np.random.SeedSequence(
         [int(seed), int(pipeline_id)]).generate_state(4, dtype=np.uint32).tolist()
 
-    files = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(shards, tf.string), tf.constant(sizes, tf.int64)))
-    if training:
-        files = files.shuffle(len(shards), seed=file_seed, reshuffle_each_iteration=True)
-    files = files.repeat(passes)
-    # Training interleaves the shards; an ordered pass reads them one after the other.
-    cycle_length = min(len(shards), _MAX_CYCLE_LENGTH) if training else 1
-    records = files.interleave(_read_shard, cycle_length=cycle_length, block_length=1,
-                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
     process = _example_fn(
         training=training, random_flip=random_flip, max_tokens=max_tokens,
-        embedding_dim=embedding_dim, image_size=image_size, variant=variant, method=sentence_embedding, z_dim=z_dim,
+        embedding_dim=embedding_dim, image_size=image_size, variant=variant,
+        method=sentence_embedding, z_dim=z_dim,
         keep_labels=variant == LABEL_PAIRS and label_rule == pairing.ANY_SHARED,
         key=np.array(key, np.int64), seed=int(seed),
         stream_offset=int(pipeline_id) << 32)  # input pipelines draw apart
-    examples = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE,
-                                       deterministic=True)
+    shard_paths = tf.constant(shards, tf.string)
+    shard_sizes = tf.constant(sizes, tf.int64)
     if training:
-        examples = examples.shuffle(shuffle_buffer, seed=example_seed,
-                                    reshuffle_each_iteration=True)
+        records = _training_records(shard_paths, shard_sizes, passes=passes, start=start,
+                                    file_seed=file_seed, example_seed=example_seed,
+                                    shuffle_buffer=shuffle_buffer)
+        with_position = variant != LABEL_PAIRS  # pairing reorders examples across batches
+
+        def process_training(position, index, serialized):
+            example = process(index, serialized)
+            return {**example, POSITION: position} if with_position else example
+
+        examples = records.map(process_training, num_parallel_calls=tf.data.AUTOTUNE,
+                               deterministic=True)
+    else:
+        # An ordered pass reads the shards one after the other.
+        records = tf.data.Dataset.from_tensor_slices((shard_paths, shard_sizes)).repeat(passes)
+        records = records.interleave(_read_shard, cycle_length=1, block_length=1,
+                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        examples = records.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE,
+                                           deterministic=True)
     if variant == LABEL_PAIRS:
         examples = pairing.pair_by_label(examples, label_rule=label_rule)
     batches = examples.batch(local_batch_size, drop_remainder=True,

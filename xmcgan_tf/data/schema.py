@@ -203,7 +203,8 @@ def make_example(*, image: bytes, filename: str, captions: Sequence[str],
         raise DatasetError(f"{filename}: embeddings shape {embeddings.shape} is not "
                            f"[{len(captions)}, T, D]")
     if len(num_tokens) != len(captions):
-        raise DatasetError(f"{filename}: {len(num_tokens)} token counts for {len(captions)} captions")
+        raise DatasetError(f"{filename}: {len(num_tokens)} token counts for {len(captions)} "
+                           "captions")
     feature = {
         IMAGE: _bytes_list([image]),
         FILENAME: _bytes_list([filename.encode("utf-8")]),

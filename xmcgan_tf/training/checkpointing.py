@@ -3,8 +3,10 @@
 `MODEL_DIR/checkpoints/ckpt-N` (N = training step) is a `tf.train.Checkpoint` holding
 `generator`, `generator_ema`, `discriminator` (each a {weight path: variable} dict, see
 `generator_loading.weights_by_path`), `g_optimizer`, `d_optimizer`, `step` and the
-per-worker data `iterator`. Restoring all of them, the iterator included, makes a restarted
-run continue exactly where the checkpoint left off: the next batches, the optimizer moments,
+per-worker input state: `input_position`, the (epoch, offset) of the last training example
+consumed, from which the input pipeline rebuilds the rest of its stream (the `label_pairs`
+variant saves its data `iterator` instead). Restoring all of them makes a restarted run
+continue exactly where the checkpoint left off: the next batches, the optimizer moments,
 the spectral-norm vectors and the batch-norm statistics are those an uninterrupted run would
 have had.
 
@@ -17,6 +19,7 @@ shape.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -26,6 +29,7 @@ from xmcgan_tf import run_dir
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.models import xmcgan
 from xmcgan_tf.training import distribute
+
 
 class RunCheckpoint:
     """The checkpoint of a training run and its manager.
@@ -39,20 +43,24 @@ class RunCheckpoint:
         position is its own).
       model: the compiled XMCGAN.
       step: int64 scalar variable counting training steps.
-      iterator: this worker's `tf.data` iterator (its position is saved).
+      input_state: what resumes this worker's input exactly, by checkpoint key: the
+        `input_position` variable (the stream position of the last example consumed, two
+        integers; see `input_pipeline.make_dataset(start=...)`), or for the `label_pairs`
+        variant the `iterator` itself.
       strategy: the distribution strategy.
       max_to_keep: checkpoints kept on disk.
     """
 
     def __init__(self, model_dir: str, *, model: xmcgan.XMCGAN, step: tf.Variable,
-                 iterator: Any, strategy: tf.distribute.Strategy, max_to_keep: int = 5):
+                 input_state: Mapping[str, Any], strategy: tf.distribute.Strategy,
+                 max_to_keep: int = 5):
         self.model_dir = model_dir
         self.step = step
         weights = generator_loading.weights_by_path
         self.checkpoint = tf.train.Checkpoint(
             generator=weights(model.generator), generator_ema=weights(model.generator_ema),
             discriminator=weights(model.discriminator), g_optimizer=model.g_optimizer,
-            d_optimizer=model.d_optimizer, step=step, iterator=iterator)
+            d_optimizer=model.d_optimizer, step=step, **input_state)
         self.is_chief = distribute.is_chief(strategy)
         self.directory = (run_dir.checkpoint_dir(model_dir) if self.is_chief else
                           os.path.join(distribute.worker_dir(model_dir, strategy),

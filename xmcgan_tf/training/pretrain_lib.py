@@ -228,7 +228,8 @@ def pretrain(*, model_dir: str, data_dir: str, num_steps: int, max_tokens: int,
                                            start_step=start,
                                            steps_per_epoch=steps_per_checkpoint,
                                            log_every=log_every))
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, run_dir.TENSORBOARD_SUBDIR)))
+        callbacks.append(keras.callbacks.TensorBoard(
+            os.path.join(model_dir, run_dir.TENSORBOARD_SUBDIR)))
     if initial_epoch < epochs:
         with input_pipeline.dataset_errors():
             model.fit(data("train", training=True), epochs=epochs, initial_epoch=initial_epoch,

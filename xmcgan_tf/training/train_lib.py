@@ -26,7 +26,7 @@ import json
 import os
 import platform
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -261,13 +261,21 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
 
     # One batch of d_steps_per_g_step × GLOBAL / num_workers examples per step from this
     # worker's shards: each update of the step takes its own slice of it.
-    dataset = input_pipeline.make_dataset(
-        data_dir, "train", batch_size=step_batch_size, training=True, max_tokens=max_tokens,
-        embedding_dim=embedding_dim, image_size=image_size, variant=data_variant,
-        sentence_embedding=sentence_embedding, z_dim=z_dim, seed=seed,
-        shuffle_buffer=shuffle_buffer, label_rule=label_rule, random_flip=random_flip,
-        input_context=distribute.worker_input_context(strategy))
-    iterator = iter(dataset.map(_without_strings))
+    def batches(start: tuple[int, int] | None) -> Iterator[dict[str, tf.Tensor]]:
+        return iter(input_pipeline.make_dataset(
+            data_dir, "train", batch_size=step_batch_size, training=True, max_tokens=max_tokens,
+            embedding_dim=embedding_dim, image_size=image_size, variant=data_variant,
+            sentence_embedding=sentence_embedding, z_dim=z_dim, seed=seed,
+            shuffle_buffer=shuffle_buffer, label_rule=label_rule, random_flip=random_flip,
+            input_context=distribute.worker_input_context(strategy),
+            start=start).map(_without_strings))
+
+    # The input resumes from the position of the last example consumed (a local variable
+    # of each worker: its stream is its own); `label_pairs` from its iterator's state.
+    by_position = data_variant != input_pipeline.LABEL_PAIRS
+    position = tf.Variable([0, -1], dtype=tf.int64, trainable=False, name="input_position")
+    iterator = None if by_position else batches(None)
+    input_state = {"input_position": position} if by_position else {"iterator": iterator}
 
     run_info = _to_json(_run_info(
         strategy=strategy, model=model, data_dir=data_dir, info=info, max_tokens=max_tokens,
@@ -276,10 +284,13 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
     if chief:
         run_dir.write_run_info(model_dir, run_info)
     run_checkpoint = checkpointing.RunCheckpoint(
-        model_dir, model=model, step=step, iterator=iterator, strategy=strategy,
+        model_dir, model=model, step=step, input_state=input_state, strategy=strategy,
         max_to_keep=keep_checkpoints)
     resumed_from = run_checkpoint.restore_latest()
     start_step = int(step.numpy())
+    if by_position:
+        epoch, offset = (int(v) for v in position.numpy())
+        iterator = batches((epoch, offset + 1))
     reports = summaries.TrainingSummaries(model_dir, enabled=chief, start_step=start_step)
     if operative_config is not None and chief:
         config_text = operative_config()
@@ -313,7 +324,10 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
 
     @tf.function
     def train_step_fn(iterator):
-        per_replica = distribute.split_to_replicas(strategy, next(iterator))
+        batch = dict(next(iterator))
+        if by_position:
+            position.assign(batch.pop(input_pipeline.POSITION)[-1])
+        per_replica = distribute.split_to_replicas(strategy, batch)
         strategy.run(replica_step, args=(per_replica,))
         step.assign_add(1)
         # Read in the cross-replica context: the trackers aggregate over all replicas.
