@@ -68,6 +68,12 @@ _CHECK_CHUNK = 16  # records per corruption-check step
 _CORRUPT_SHARD_PATTERN = re.compile(re.escape(CORRUPT_SHARD) + r" .*? bytes")
 
 
+def has_position(variant: str) -> bool:
+    """Whether training batches of `variant` carry POSITION, from which a run resumes (not
+    `label_pairs`: its pairing holds examples back across batches)."""
+    return variant != LABEL_PAIRS
+
+
 def dataset_info(data_dir: str) -> schema.DatasetInfo:
     """Reads `data_dir/dataset_info.json`; raises `schema.DatasetError` naming the problem."""
     return schema.read_dataset_info(data_dir)
@@ -270,12 +276,12 @@ def _training_records(shard_paths: tf.Tensor, shard_sizes: tf.Tensor, *, passes:
     Epoch e reads the shards in a stateless permutation keyed on (file_seed, e), interleaved,
     and permutes each window of `shuffle_buffer` consecutive records by a stateless draw keyed
     on (example_seed, e, window), so epoch e is the same sequence whenever it is built (and the
-    iterator has no random state: a `tf.train.Checkpoint` of it still works). Its records are numbered twice: `index` (e·2³² + the
-    record's place in the epoch's read order, the key of its random draws) and `position`
-    (e, its place in the epoch's shuffled order). Starting at (e, k) builds epoch e and skips
-    its first k records before anything is decoded: a resumed run continues the stream of an
-    uninterrupted one from a checkpointed position, reading at most one epoch of records
-    again.
+    iterator has no random state: a `tf.train.Checkpoint` of it still works). Its records are
+    numbered twice: `index` (e·2³² + the record's place in the epoch's read order, the key of
+    its random draws) and `position` (e, its place in the epoch's shuffled order). Starting at
+    (e, k) builds epoch e and skips its first k records before anything is decoded: a resumed
+    run continues the stream of an uninterrupted one from a checkpointed position, reading at
+    most one epoch of records again.
 
     Returns:
       Dataset of (position [2] int64, index [] int64, serialized record [] string).
@@ -416,7 +422,7 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
         records = _training_records(shard_paths, shard_sizes, passes=passes, start=start,
                                     file_seed=file_seed, example_seed=example_seed,
                                     shuffle_buffer=shuffle_buffer)
-        with_position = variant != LABEL_PAIRS  # pairing reorders examples across batches
+        with_position = has_position(variant)
 
         def process_training(position, index, serialized):
             example = process(index, serialized)

@@ -272,7 +272,7 @@ def _train(*, model_dir, data_dir, num_steps, generator_fn, discriminator_fn, mo
 
     # The input resumes from the position of the last example consumed (a local variable
     # of each worker: its stream is its own); `label_pairs` from its iterator's state.
-    by_position = data_variant != input_pipeline.LABEL_PAIRS
+    by_position = input_pipeline.has_position(data_variant)
     position = tf.Variable([0, -1], dtype=tf.int64, trainable=False, name="input_position")
     iterator = None if by_position else batches(None)
     input_state = {"input_position": position} if by_position else {"iterator": iterator}
