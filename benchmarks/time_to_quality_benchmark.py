@@ -68,9 +68,10 @@ FLAGS = flags.FLAGS
 def train(output: str) -> None:
     """Trains (or resumes) the recipe into `output`, one checkpoint per evaluation."""
     params = [f"MODEL_DIR={output!r}", f"DATA_DIR={FLAGS.data_dir!r}",
-              f"train_lib.train.num_steps={FLAGS.num_steps}",
-              f"train_lib.train.checkpoint_every={FLAGS.eval_every}",
-              f"train_lib.train.keep_checkpoints={FLAGS.num_steps // FLAGS.eval_every + 1}",
+              f"train_config.ScheduleConfig.num_steps={FLAGS.num_steps}",
+              f"train_config.ScheduleConfig.checkpoint_every={FLAGS.eval_every}",
+              "train_config.ScheduleConfig.keep_checkpoints="
+              f"{FLAGS.num_steps // FLAGS.eval_every + 1}",
               *FLAGS.gin_param]
     subprocess.run([sys.executable, "-m", "xmcgan_tf.train", f"--gin_file={FLAGS.gin_file}",
                     *[f"--gin_param={p}" for p in params]], check=True)

@@ -429,13 +429,18 @@ def _captions(dice: _Dice, objects: list[dict],
 # Scenes.
 
 
-def make_scene(seed: int, index: int, image_size: int = 64) -> Scene:
+def make_scene(seed: int, index: int, image_size: int = 64,
+               shape_map: Sequence[int] | None = None) -> Scene:
     """Generates scene `index` of the set with `seed` (a pure function of its arguments).
 
     Args:
       seed: non-negative dataset seed.
       index: non-negative scene index.
       image_size: S, side of the square image in pixels (>= 32; 64 and 128 are the sizes used).
+      shape_map: optional counterfactual: an object of shape s is drawn as shape_map[s]
+        (indices into SHAPES) while the captions and the ground truth still name s, e.g. to
+        probe whether a discriminator checks the shape a caption names. Every other draw
+        (background, colours, places, sizes) is the same as without it.
 
     Returns:
       Scene with `image` [S, S, 3] uint8 and its captions and ground truth.
@@ -465,7 +470,8 @@ def make_scene(seed: int, index: int, image_size: int = 64) -> Scene:
     for obj, (cx, cy), radius in zip(objects, centres, radii):
         rgb = COLOR_RGB[obj["color"]] + np.asarray(
             [dice.below(2 * _COLOR_JITTER + 1) - _COLOR_JITTER for _ in range(3)], np.float32)
-        box, area = _draw(image, obj["shape"], rgb, cx, cy, radius)
+        drawn = obj["shape"] if shape_map is None else shape_map[obj["shape"]]
+        box, area = _draw(image, drawn, rgb, cx, cy, radius)
         boxes.append(box)
         areas.append(area)
     captions, states_position, states_size = _captions(dice, objects,

@@ -62,7 +62,7 @@ $PY -m xmcgan_tf.pretrain_encoder --gin_file=experiments/synthetic_encoder_damsm
 step "5/7 XMC-GAN, 64 px, $GAN_STEPS steps -> $DEMO/xmcgan_64"
 $PY -m xmcgan_tf.train --gin_file=experiments/synthetic_xmcgan_64_demo.gin \
   --gin_param="MODEL_DIR='$DEMO/xmcgan_64'" --gin_param="DATA_DIR='$DATA'" \
-  --gin_param="train_lib.train.num_steps=$GAN_STEPS"
+  --gin_param="train_config.ScheduleConfig.num_steps=$GAN_STEPS"
 
 step "6/7 evaluation"
 $PY -m xmcgan_tf.evaluate --model_dir="$DEMO/xmcgan_64" \

@@ -61,7 +61,7 @@ def _one_line_error(args, tmp_path, **env):
 
 def test_a_gin_syntax_error_is_one_line(tmp_path):
     line = _one_line_error(["xmcgan_tf.train", "--gin_file=tests/tiny.gin",
-                            "--gin_param=train_lib.train.num_steps=("], tmp_path)
+                            "--gin_param=train_config.ScheduleConfig.num_steps=("], tmp_path)
     assert "bad gin configuration" in line
 
 
@@ -124,12 +124,12 @@ def _tiny_train(tmp_path, *params):
 def test_a_bad_training_value_is_one_line(tmp_path):
     # ValueErrors of train_lib's checks (e.g. a batch that replicas do not divide) end the
     # same way.
-    command, _ = _tiny_train(tmp_path, "train_lib.train.batch_size=0")
+    command, _ = _tiny_train(tmp_path, "train_config.ScheduleConfig.batch_size=0")
     assert "batch_size" in _one_line_error(command, tmp_path)
 
 
 def test_a_shard_truncated_mid_run_is_one_line_naming_it(tmp_path):
-    command, data_dir = _tiny_train(tmp_path, "train_lib.train.num_steps=50")
+    command, data_dir = _tiny_train(tmp_path, "train_config.ScheduleConfig.num_steps=50")
     shard = sorted(p for p in os.listdir(data_dir) if p.startswith("train.tfrecord"))[-1]
     path = os.path.join(data_dir, shard)
     with open(path, "rb") as f:

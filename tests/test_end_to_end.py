@@ -27,7 +27,7 @@ T, D = 6, 16  # MAX_TOKENS and EMBEDDING_DIM of gin/tests/tiny.gin
 def _command(model_dir: str, data_dir: str, num_steps: int) -> list[str]:
     return [sys.executable, "-m", "xmcgan_tf.train", "--gin_file=tests/tiny.gin",
             f"--gin_param=MODEL_DIR='{model_dir}'", f"--gin_param=DATA_DIR='{data_dir}'",
-            f"--gin_param=train_lib.train.num_steps={num_steps}"]
+            f"--gin_param=train_config.ScheduleConfig.num_steps={num_steps}"]
 
 
 def _env() -> dict:

@@ -52,7 +52,7 @@ def encoder_dir(tmp_path_factory):
 def _train(model_dir, data_dir, variant, encoder_dir, num_steps):
     gin.clear_config()
     params = [f"MODEL_DIR='{model_dir}'", f"DATA_DIR='{data_dir}'",
-              f"train_lib.train.num_steps={num_steps}"]
+              f"train_config.ScheduleConfig.num_steps={num_steps}"]
     if variant in ("xmcgan_t2icl", "xmcgan_scl"):
         params.append(f"ENCODER_DIR='{encoder_dir}'")
     train.parse_config(["tests/tiny.gin", f"gin/variants/{variant}.gin"], params)

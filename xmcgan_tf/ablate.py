@@ -9,12 +9,12 @@ r"""Runs an ablation study of gin variants and writes the paper-style table (SPE
 
 Every variant is trained in OUTPUT/runs/<variant> from the same gin layers: `--base_gin` (an
 XMC-GAN experiment), `gin/variants/<variant>.gin`, any `--gin_file`, the `--gin_param`
-bindings, then the study's own bindings (MODEL_DIR, DATA_DIR, train_lib.train.num_steps,
-checkpoint_every = eval_every, keep_checkpoints, seed). Every checkpoint is evaluated with the
-same protocol; OUTPUT/ablation.md (table), OUTPUT/ablation.json (all numbers) and
-OUTPUT/plots/<metric>.png (metric vs step) are written and the table is printed. Running the
-same command again resumes: complete runs are not retrained, interrupted ones resume, and
-evaluated checkpoints are not evaluated again.
+bindings, then the study's own bindings (MODEL_DIR, DATA_DIR, the ScheduleConfig's
+num_steps, checkpoint_every = eval_every and keep_checkpoints, train_lib.train.seed). Every
+checkpoint is evaluated with the same protocol; OUTPUT/ablation.md (table),
+OUTPUT/ablation.json (all numbers) and OUTPUT/plots/<metric>.png (metric vs step) are written
+and the table is printed. Running the same command again resumes: complete runs are not
+retrained, interrupted ones resume, and evaluated checkpoints are not evaluated again.
 
 Exit status: 0 done, 1 a run stopped on a non-finite loss, 2 bad configuration.
 """
@@ -98,9 +98,9 @@ def study_bindings(*, model_dir: str, data_dir: str, num_steps: int, eval_every:
                    seed: int, variant: str, encoder_dir: str | None) -> list[str]:
     """The gin bindings the study applies to one variant, after the user's."""
     bindings = [f"MODEL_DIR = {model_dir!r}", f"DATA_DIR = {data_dir!r}",
-                f"train_lib.train.num_steps = {num_steps}",
-                f"train_lib.train.checkpoint_every = {eval_every}",
-                f"train_lib.train.keep_checkpoints = "
+                f"train_config.ScheduleConfig.num_steps = {num_steps}",
+                f"train_config.ScheduleConfig.checkpoint_every = {eval_every}",
+                f"train_config.ScheduleConfig.keep_checkpoints = "
                 f"{ablation.keep_checkpoints(num_steps, eval_every)}",
                 f"train_lib.train.seed = {seed}"]
     if variant in ablation.ENCODER_VARIANTS:
@@ -122,7 +122,8 @@ def make_train_fn(*, base_gin: str, gin_files: Sequence[str], gin_params: Sequen
       eval_every: checkpoint interval.
       seed: training seed.
       encoder_dir: ENCODER_DIR of T2I_CL / SCL.
-      **overrides: `train_lib.train` arguments given on the command line (strategy, tpu).
+      **overrides: `train_config.DistributionConfig` fields given on the command line
+        (strategy, tpu).
 
     Returns:
       `train_variant(variant, model_dir) -> train_lib.TrainResult`, which clears gin before

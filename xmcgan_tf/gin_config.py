@@ -78,8 +78,9 @@ def parse_config(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
         raise GinConfigError(f"bad gin configuration: {e}") from e
 
 
-def configured(fn: Callable, prefix: str, required: Sequence[str], hint: str) -> Callable:
-    """The gin-configured `fn`, after checking that `prefix.<name>` is bound for `required`.
+def configured(fn: Callable, required: Sequence[str], hint: str) -> Callable:
+    """The gin-configured `fn`, after checking that every binding in `required` (full names,
+    e.g. "train_lib.train.model_dir") is there.
 
     Raises:
       GinConfigError: `fn` is not configured or a required parameter has no binding.
@@ -87,13 +88,15 @@ def configured(fn: Callable, prefix: str, required: Sequence[str], hint: str) ->
     try:
         bound = gin.get_configurable(fn)
     except ValueError as e:
-        raise GinConfigError(f"bad gin configuration: no binding of {prefix}; {hint}") from e
+        raise GinConfigError(f"bad gin configuration: no binding of "
+                             f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__qualname__}; "
+                             f"{hint}") from e
     missing = []
     for name in required:
         try:
-            gin.query_parameter(f"{prefix}.{name}")
+            gin.query_parameter(name)
         except ValueError:
-            missing.append(f"{prefix}.{name}")
+            missing.append(name)
     if missing:
         raise GinConfigError(f"bad gin configuration: no binding for {missing}")
     return bound

@@ -37,13 +37,14 @@ def _define_flags() -> None:
         "multi_worker from TF_CONFIG, tpu with --tpu).")
     flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 
-REQUIRED_PARAMETERS = ("model_dir", "data_dir", "num_steps", "max_tokens")
+REQUIRED_PARAMETERS = tuple(f"pretrain_lib.pretrain.{name}"
+                            for name in ("model_dir", "data_dir", "num_steps", "max_tokens"))
 
 
 def run_pretraining(**overrides) -> pretrain_lib.PretrainResult:
     """Calls the gin-configured `pretrain_lib.pretrain` (after `gin_config.parse_config`)."""
     pretrain = gin_config.configured(
-        pretrain_lib.pretrain, "pretrain_lib.pretrain", REQUIRED_PARAMETERS,
+        pretrain_lib.pretrain, REQUIRED_PARAMETERS,
         "include runs/pretrain_encoder.gin (or an experiment that does)")
     return pretrain(operative_config=gin.operative_config_str, **overrides)
 

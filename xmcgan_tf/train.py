@@ -7,9 +7,11 @@ r"""Trains an XMC-GAN (or resumes a run) from layered gin files.
 
 Gin files are looked up as given, then relative to the repository's `gin/` directory; inside the
 XMC-GAN gin files, includes are written from the repository root (`include
-'gin/runs/train.gin'`). Every argument of `xmcgan_tf.training.train_lib.train` can be bound
-with `--gin_param`, e.g. `--gin_param=train_lib.train.num_steps=2000`. Restarting the same
-command resumes from the latest checkpoint in MODEL_DIR.
+'gin/runs/train.gin'`). `xmcgan_tf.training.train_lib.train` takes the networks and four
+configuration groups (`xmcgan_tf.training.train_config`: DataConfig, ScheduleConfig,
+OptimizerConfig, DistributionConfig); any field can be bound with `--gin_param`, e.g.
+`--gin_param=train_config.ScheduleConfig.num_steps=2000`. Restarting the same command resumes
+from the latest checkpoint in MODEL_DIR.
 
 Multi-worker: run the same command on every worker with `--strategy=multi_worker` and each
 worker's TF_CONFIG. TPU: `--strategy=tpu --tpu=NAME` (or `--tpu=local` on a TPU VM).
@@ -34,6 +36,7 @@ from xmcgan_tf import cli
 from xmcgan_tf import gin_config
 from xmcgan_tf.data import schema
 from xmcgan_tf.training import distribute
+from xmcgan_tf.training import train_config
 from xmcgan_tf.training import train_lib
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,14 +45,16 @@ GinConfigError = gin_config.GinConfigError
 _GIN_FILE, _GIN_PARAM = gin_config.define_flags("experiments/synthetic_xmcgan_64.gin")
 _STRATEGY = flags.DEFINE_enum(
     "strategy", None, list(distribute.STRATEGIES),
-    "Distribution strategy; overrides train_lib.train.strategy. default: one device; "
+    "Distribution strategy; overrides train_config.DistributionConfig.strategy. default: one "
+    "device; "
     "mirrored: all local GPUs; multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG "
     "(run the same command on every worker); tpu: TPUStrategy (needs --tpu).")
 _TPU = flags.DEFINE_string(
     "tpu", None, "TPU name or grpc:// address for --strategy=tpu ('local' on a TPU VM); "
-    "overrides train_lib.train.tpu.")
+    "overrides train_config.DistributionConfig.tpu.")
 
-REQUIRED_PARAMETERS = ("model_dir", "data_dir", "num_steps")
+REQUIRED_PARAMETERS = ("train_lib.train.model_dir", "train_config.DataConfig.data_dir",
+                       "train_config.ScheduleConfig.num_steps")
 
 
 def parse_config(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
@@ -67,14 +72,18 @@ def run_training(**overrides) -> train_lib.TrainResult:
     """Calls the gin-configured `train_lib.train` (after `parse_config`).
 
     Args:
-      **overrides: arguments given on the command line (strategy, tpu).
+      **overrides: `DistributionConfig` fields given on the command line (strategy, tpu).
 
     Raises:
       GinConfigError: train_lib.train is not configured or lacks a required binding, or a
         network is bound to a parameter it does not have.
     """
-    train = gin_config.configured(train_lib.train, "train_lib.train", REQUIRED_PARAMETERS,
+    train = gin_config.configured(train_lib.train, REQUIRED_PARAMETERS,
                                   "include gin/runs/train.gin (or an experiment that does)")
+    if overrides:
+        distribution = gin_config.configured(train_config.DistributionConfig, (),
+                                             "include gin/runs/train.gin")
+        overrides = {"distribution": distribution(**overrides)}
     try:
         return train(operative_config=gin.operative_config_str, **overrides)
     except (TypeError, ValueError) as e:

@@ -167,7 +167,8 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
         expected = {"image": ([BATCH, IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32),
                     "words": ([BATCH, T, D], tf.float32), "word_mask": ([BATCH, T], tf.float32),
                     "sentence": ([BATCH, D], tf.float32), "z": ([BATCH, Z_DIM], tf.float32),
-                    "label": ([BATCH], tf.int64), "caption": ([BATCH], tf.string)}
+                    "label": ([BATCH], tf.int64), "caption": ([BATCH], tf.string),
+                    "image_key": ([BATCH], tf.int64)}
         self.assertEqual(sorted(spec), sorted(expected))
         for key, (shape, dtype) in expected.items():
             self.assertEqual(spec[key].shape.as_list(), shape, key)
@@ -211,6 +212,32 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllEqual(a["caption"], b["caption"])
             for key in ("image", "words", "word_mask", "sentence", "z", "label"):
                 self.assertAllClose(a[key], b[key], atol=1e-6, msg=key)
+
+    def test_caption_bank_and_image_keys(self):
+        ordered = _take(input_pipeline.ordered_examples(
+            self.data_dir, "train", image_size=IMAGE_SIZE, batch_size=NUM_IMAGES, seed=3), 1)[0]
+        keys = ordered["image_key"]
+        self.assertLen(set(keys.tolist()), NUM_IMAGES)  # one key per image
+        sentences, bank_keys = input_pipeline.caption_bank(
+            self.data_dir, "train", size=5, seed=3, max_tokens=T, embedding_dim=D)
+        self.assertEqual(sentences.shape, (5, D))
+        self.assertAllClose(sentences, ordered["sentence"][:5])
+        self.assertAllEqual(bank_keys, keys[:5])
+        # Training examples carry the key of their image, whichever caption they drew.
+        trained = _take(_make(self.data_dir, training=True, repeat=2, random_flip=False), -1)
+        trained_keys = np.concatenate([b["image_key"] for b in trained])
+        self.assertEqual(set(trained_keys.tolist()), set(keys.tolist()))
+        by_key = {}
+        for batch in trained:
+            for key, image in zip(batch["image_key"], batch["image"]):
+                by_key.setdefault(int(key), image)
+                self.assertAllClose(by_key[int(key)], image)
+        all_sentences, _ = input_pipeline.caption_bank(
+            self.data_dir, "train", size=1000, seed=3, max_tokens=T, embedding_dim=D)
+        self.assertLen(all_sentences, NUM_IMAGES)
+        with self.assertRaisesRegex(ValueError, "caption bank size"):
+            input_pipeline.caption_bank(self.data_dir, "train", size=0, seed=3, max_tokens=T,
+                                        embedding_dim=D)
 
     def test_eval_is_deterministic_and_never_flips(self):
         dataset = _make(self.data_dir)

@@ -64,6 +64,27 @@ def test_deterministic_and_independent_of_the_other_scenes():
     assert items[11].captions == a.captions
 
 
+def test_shape_map_redraws_only_the_shapes():
+    def one_triangle(scene):
+        return [o["shape"] for o in scene.objects].count(2) == 1 and len(scene.objects) == 2
+
+    index = next(i for i in range(100) if one_triangle(ss.make_scene(3, i, 64)))
+    scene = ss.make_scene(3, index, 64)
+    identity = ss.make_scene(3, index, 64, shape_map=range(len(ss.SHAPES)))
+    np.testing.assert_array_equal(identity.image, scene.image)
+    triangle_as_circle = ss.make_scene(3, index, 64, shape_map=[0, 1, 0, 3, 4])
+    assert (triangle_as_circle.captions, triangle_as_circle.objects) == (
+        scene.captions, scene.objects)  # the captions still name a triangle
+    k = [o["shape"] for o in scene.objects].index(2)
+    assert triangle_as_circle.boxes[1 - k] == scene.boxes[1 - k]
+    changed = np.any(triangle_as_circle.image != scene.image, axis=-1)
+    rows, cols = np.nonzero(changed)
+    x, y, width, height = triangle_as_circle.boxes[k]  # the circle covers the triangle
+    assert changed.sum() > 10
+    assert cols.min() >= x - 1 and cols.max() <= x + width
+    assert rows.min() >= y - 1 and rows.max() <= y + height
+
+
 @pytest.mark.parametrize("size", [64, 128])
 def test_image_shape_and_dtype(size):
     scene = ss.make_scene(0, 1, size)

@@ -144,7 +144,7 @@ def test_study_writes_consistent_table_json_plots_and_resumes(scenes_dir, evalua
         assert [s for s, _ in run_dir.checkpoints(run)] == [2, 4]
         config = open(os.path.join(run, "config.gin")).read()
         assert "train_lib.train.seed = 3" in config
-        assert f"train_lib.train.checkpoint_every = {EVAL_EVERY}" in config
+        assert f"train_config.ScheduleConfig.checkpoint_every = {EVAL_EVERY}" in config
         weight = "1.0" if variant == "xmcgan" else "0.0"
         assert f"xmcgan.XMCGAN.sentence_weight = {weight}" in config
         assert os.path.exists(os.path.join(run, "metrics", f"fid_domain_val_{NUM_SAMPLES}.jsonl"))

@@ -54,6 +54,20 @@ def symmetric_contrastive(a: np.ndarray, b: np.ndarray, temperature: float) -> f
     return symmetric_cross_entropy(cosine_logits(a, b, temperature))
 
 
+def contrastive_with_bank(a: np.ndarray, b: np.ndarray, bank: np.ndarray, excluded: np.ndarray,
+                          temperature: float) -> float:
+    """Symmetric InfoNCE whose a→b rows also hold the bank's columns, excluded ones dropped:
+    row n is −log exp(L_nn) / (Σ_m exp(L_nm) + Σ_{k not excluded} exp(L'_nk))."""
+    logits = cosine_logits(a, b, temperature)  # [B, B]
+    extra = cosine_logits(a, bank, temperature)  # [B, N]
+    rows = []
+    for n in range(len(a)):
+        row = np.concatenate([logits[n], extra[n][~excluded[n]]])
+        rows.append(log_sum_exp(row) - logits[n, n])
+    columns = [log_sum_exp(logits[:, n]) - logits[n, n] for n in range(len(a))]
+    return float(np.mean(rows) + np.mean(columns))
+
+
 def row_accuracy(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of rows i whose most cosine-similar b is b_i."""
     logits = cosine_logits(a, b, 1.0)

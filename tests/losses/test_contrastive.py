@@ -32,6 +32,23 @@ class SymmetricContrastiveLossTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(loss, numpy_reference.symmetric_contrastive(a, b, temperature),
                             rtol=1e-5, atol=1e-5)
 
+    def test_caption_bank_negatives_match_numpy_and_exclusions_drop_columns(self):
+        a, b = _pair(3, 4, 11)
+        bank = np.random.RandomState(12).randn(5, 4).astype(np.float32)
+        excluded = np.zeros([3, 5], bool)
+        excluded[0, 1] = excluded[2, 4] = True
+        loss = contrastive.symmetric_contrastive_loss(a, b, 0.2, extra_b=bank,
+                                                      extra_b_excluded=excluded)
+        self.assertAllClose(
+            loss, numpy_reference.contrastive_with_bank(a, b, bank, excluded, 0.2), rtol=1e-5)
+        # More negatives can only raise the a→b cross-entropy; excluding all of them gives
+        # back the in-batch loss.
+        self.assertGreater(loss, contrastive.symmetric_contrastive_loss(a, b, 0.2))
+        self.assertAllClose(
+            contrastive.sentence_contrastive_loss(a, b, 0.2, negative_sentence_features=bank,
+                                                  negative_excluded=np.ones([3, 5], bool)),
+            contrastive.symmetric_contrastive_loss(a, b, 0.2), rtol=1e-6)
+
     def test_graph_mode_with_unknown_batch(self):
         a, b = _pair(3, 4, 7)
         spec = tf.TensorSpec([None, 4], tf.float32)

@@ -45,7 +45,8 @@ def _outputs(seed: int, batch: dict) -> xmcgan.BranchOutputs:
             logits=tf.constant(rng.normal(size=[B]), tf.float32),
             global_features=tf.constant(rng.normal(size=[B, 6]), tf.float32),
             region_features=tf.constant(rng.normal(size=[B, 4, D]), tf.float32),
-            sentence_projection=tf.constant(rng.normal(size=[B, 6]), tf.float32))
+            sentence_projection=tf.constant(rng.normal(size=[B, 6]), tf.float32),
+            negative_projection=tf.zeros([0, 6]))
 
     return xmcgan.BranchOutputs(inputs=xmcgan.single_branch(batch)[0],
                                 fake_images=batch["image"], real=d_outputs(), fake=d_outputs())
@@ -309,3 +310,34 @@ def test_bad_schedule_raises():
     generator, discriminator = _networks(13)
     with pytest.raises(ValueError, match="d_steps_per_g_step"):
         xmcgan.XMCGAN(generator, discriminator, max_tokens=T, d_steps_per_g_step=0)
+
+
+def test_caption_bank_adds_negatives_to_l_sent_except_the_images_own_captions():
+    generator, discriminator = _networks()
+    rng = np.random.default_rng(7)
+    bank_keys = np.array([10, 11, 12, 13, 14], np.int64)
+    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T,
+                        negative_sentences=rng.normal(size=[5, D]).astype(np.float32),
+                        negative_image_keys=bank_keys, **WEIGHTS)
+    batch = {**_batch(3), "image_key": tf.constant([11, 99, 14, 98], tf.int64)}
+    excluded = batch["image_key"].numpy()[:, None] == bank_keys[None, :]
+    assert excluded.sum() == 2
+    out = _outputs(3, batch)
+    bank_projection = tf.constant(rng.normal(size=[5, 6]), tf.float32)
+    out = out._replace(real=out.real._replace(negative_projection=bank_projection),
+                       fake=out.fake._replace(negative_projection=bank_projection))
+    _, d_terms = gan.discriminator_loss([out])
+    _, g_terms = gan.generator_loss([out])
+    for terms, side in ((d_terms, out.real), (g_terms, out.fake)):
+        name = "loss/d_sentence" if terms is d_terms else "loss/g_sentence"
+        want = numpy_reference.contrastive_with_bank(
+            side.global_features.numpy(), side.sentence_projection.numpy(),
+            bank_projection.numpy(), excluded, 0.1)
+        assert terms[name].numpy() == pytest.approx(want, rel=1e-5)
+    # The forward pass projects the bank with D's sentence projection.
+    branch = xmcgan.single_branch(batch)[0]
+    forward = gan._discriminate(branch, batch["image"], training=False)
+    assert forward.real.negative_projection.shape == (5, discriminator.df_dim * 16)
+    with pytest.raises(ValueError, match="go together"):
+        xmcgan.XMCGAN(generator, discriminator, max_tokens=T,
+                      negative_sentences=np.zeros([2, D], np.float32))

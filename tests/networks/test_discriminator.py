@@ -70,6 +70,22 @@ class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(outputs.sentence_projection, e, rtol=1e-4, atol=1e-4)
         self.assertAllClose(outputs.logits, logits, rtol=1e-4, atol=1e-3)
 
+    def test_negative_sentences_get_the_paired_sentences_projection(self):
+        model = _tiny(64)
+        images, sentence = _inputs(64, seed=4)
+        negatives = np.random.RandomState(5).randn(BATCH, DIM).astype(np.float32)
+        plain = model(images, sentence, training=False)
+        self.assertEqual(plain.negative_projection.shape, (0, model.df_dim * 16))
+        outputs = model(images, sentence, training=False, negative_sentences=negatives)
+        # e of a negative is e of the same sentence in a paired row.
+        as_paired = model(images, negatives, training=False)
+        self.assertAllClose(outputs.negative_projection, as_paired.sentence_projection,
+                            rtol=1e-5, atol=1e-6)
+        for got, want in zip(outputs[:4], plain[:4]):
+            self.assertAllClose(got, want, rtol=1e-5, atol=1e-6)
+        with self.assertRaisesRegex(ValueError, "negative_sentences"):
+            model(images, sentence, negative_sentences=negatives[:, :3])
+
     def test_centered_input_sees_images_in_minus_one_one(self):
         released = _tiny(64)
         centered = _tiny(64, centered_input=True)

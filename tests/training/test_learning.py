@@ -23,6 +23,7 @@ from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
 from xmcgan_tf.text import encoder as text_encoder
 from xmcgan_tf.training import summaries
+from xmcgan_tf.training import train_config
 from xmcgan_tf.training import train_lib
 
 CLASSES, T, D, Z, BATCH = 8, 6, 16, 16, 16
@@ -34,14 +35,16 @@ def test_contrastive_accuracy_rises_and_samples_follow_the_caption(tmp_path):
     tiny_dataset.write_dataset(data_dir, max_tokens=T, embedding_dim=D, num_classes=CLASSES,
                                num_train=128, num_val=16)
     train_lib.train(
-        model_dir=model_dir, data_dir=data_dir, max_tokens=T, batch_size=BATCH // 2,
-        num_steps=300,
+        model_dir=model_dir,
+        data=train_config.DataConfig(data_dir=data_dir, max_tokens=T, shuffle_buffer=128),
+        schedule=train_config.ScheduleConfig(num_steps=300, batch_size=BATCH // 2, log_every=1,
+                                             checkpoint_every=300, sample_every=300,
+                                             num_samples=8),
         generator_fn=functools.partial(generator_lib.Generator, image_size=64, gf_dim=8,
                                        z_dim=Z, embedding_dim=D),
         discriminator_fn=functools.partial(discriminator_lib.Discriminator, image_size=64,
                                            df_dim=8, embedding_dim=D),
-        model_fn=functools.partial(xmcgan.XMCGAN, ema_decay=0.95), shuffle_buffer=128,
-        log_every=1, checkpoint_every=300, sample_every=300, num_samples=8)
+        model_fn=functools.partial(xmcgan.XMCGAN, ema_decay=0.95))
 
     # D's accuracy of matching real images to their sentences, among the 8 of an update:
     # chance is 1/8; same-class duplicates cap it near 0.65.
@@ -85,15 +88,17 @@ def test_synthetic_scenes_contrastive_accuracy_rises_and_samples_follow_the_capt
     model_dir = str(tmp_path / "run")
     max_tokens, embedding_dim, z_dim, steps = 24, 384, 128, 300
     train_lib.train(
-        model_dir=model_dir, data_dir=synthetic_dataset_dir, max_tokens=max_tokens,
-        batch_size=BATCH // 2,
-        num_steps=steps,
+        model_dir=model_dir,
+        data=train_config.DataConfig(data_dir=synthetic_dataset_dir, max_tokens=max_tokens,
+                                     shuffle_buffer=256),
+        schedule=train_config.ScheduleConfig(num_steps=steps, batch_size=BATCH // 2,
+                                             log_every=10, checkpoint_every=steps,
+                                             sample_every=steps, num_samples=8),
         generator_fn=functools.partial(generator_lib.Generator, image_size=64, gf_dim=16,
                                        z_dim=z_dim, embedding_dim=embedding_dim),
         discriminator_fn=functools.partial(discriminator_lib.Discriminator, image_size=64,
                                            df_dim=16, embedding_dim=embedding_dim),
-        model_fn=functools.partial(xmcgan.XMCGAN, ema_rampup=True), shuffle_buffer=256,
-        log_every=10, checkpoint_every=steps, sample_every=steps, num_samples=8)
+        model_fn=functools.partial(xmcgan.XMCGAN, ema_rampup=True))
 
     accuracy = [r["contrastive/sentence_acc"] for r in summaries.read_train_metrics(model_dir)]
     chance = 1.0 / (BATCH // 2)

@@ -38,6 +38,7 @@ from xmcgan_tf.models import xmcgan  # noqa: E402
 from xmcgan_tf.networks import discriminator as discriminator_lib  # noqa: E402
 from xmcgan_tf.networks import generator as generator_lib  # noqa: E402
 from xmcgan_tf.training import summaries  # noqa: E402
+from xmcgan_tf.training import train_config  # noqa: E402
 from xmcgan_tf.training import train_lib  # noqa: E402
 
 B, T, D, Z = 4, 5, 16, 8
@@ -123,14 +124,19 @@ def check_train_lib_mirrored_resume(tmp_dir: str) -> None:
     data_dir = os.path.join(tmp_dir, "data")
     tiny_dataset.write_dataset(data_dir, max_tokens=T, embedding_dim=D)
     model_dir = os.path.join(tmp_dir, "run")
-    run = functools.partial(
-        train_lib.train, model_dir=model_dir, data_dir=data_dir, max_tokens=T, batch_size=8,
-        generator_fn=functools.partial(generator_lib.Generator, image_size=64, gf_dim=4,
-                                       z_dim=Z, embedding_dim=D),
-        discriminator_fn=functools.partial(discriminator_lib.Discriminator, image_size=64,
-                                           df_dim=4, embedding_dim=D),
-        strategy="mirrored", devices=DEVICES, log_every=1, checkpoint_every=1, sample_every=10,
-        num_samples=2)
+    def run(num_steps: int) -> train_lib.TrainResult:
+        return train_lib.train(
+            model_dir=model_dir,
+            data=train_config.DataConfig(data_dir=data_dir, max_tokens=T),
+            schedule=train_config.ScheduleConfig(num_steps=num_steps, batch_size=8, log_every=1,
+                                                 checkpoint_every=1, sample_every=10,
+                                                 num_samples=2),
+            distribution=train_config.DistributionConfig(strategy="mirrored", devices=DEVICES),
+            generator_fn=functools.partial(generator_lib.Generator, image_size=64, gf_dim=4,
+                                           z_dim=Z, embedding_dim=D),
+            discriminator_fn=functools.partial(discriminator_lib.Discriminator, image_size=64,
+                                               df_dim=4, embedding_dim=D))
+
     first = run(num_steps=1)
     assert first.step == 1 and first.resumed_from is None
     second = run(num_steps=2)

@@ -36,8 +36,8 @@ def _run_cluster(model_dir: str, data_dir: str, num_steps: int) -> list[str]:
         command = [sys.executable, "-m", "xmcgan_tf.train", "--gin_file=tests/tiny.gin",
                    "--strategy=multi_worker", f"--gin_param=MODEL_DIR='{model_dir}'",
                    f"--gin_param=DATA_DIR='{data_dir}'",
-                   f"--gin_param=train_lib.train.num_steps={num_steps}",
-                   "--gin_param=train_lib.train.batch_size=8"]
+                   f"--gin_param=train_config.ScheduleConfig.num_steps={num_steps}",
+                   "--gin_param=train_config.ScheduleConfig.batch_size=8"]
         env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_CONFIG": json.dumps(tf_config)}
         processes.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,

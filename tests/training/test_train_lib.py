@@ -12,12 +12,14 @@ import tensorflow as tf
 
 from xmcgan_tf import run_dir
 from tests.training import tiny_dataset
+from xmcgan_tf.data import input_pipeline
 from xmcgan_tf.data import schema
 from xmcgan_tf.models import generator_loading
 from xmcgan_tf.models import xmcgan
 from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
 from xmcgan_tf.training import summaries
+from xmcgan_tf.training import train_config
 from xmcgan_tf.training import train_lib
 
 T, D = 6, 16
@@ -46,14 +48,19 @@ def _model_fn(generator, discriminator, **kwargs):
     return model
 
 
-def _train(model_dir, data_dir, gf_dim=4, batch_size=4, **kwargs):
+def _train(model_dir, data_dir, gf_dim=4, batch_size=4, num_steps=10, negative_captions=0,
+           **kwargs):
     return train_lib.train(
-        model_dir=model_dir, data_dir=data_dir, max_tokens=T, batch_size=batch_size,
+        model_dir=model_dir,
+        data=train_config.DataConfig(data_dir=data_dir, max_tokens=T,
+                                     negative_captions=negative_captions),
+        schedule=train_config.ScheduleConfig(num_steps=num_steps, batch_size=batch_size,
+                                             log_every=1, checkpoint_every=2, sample_every=2,
+                                             num_samples=3),
         generator_fn=functools.partial(generator_lib.Generator, image_size=64, gf_dim=gf_dim,
                                        z_dim=8, embedding_dim=D),
         discriminator_fn=functools.partial(discriminator_lib.Discriminator, image_size=64,
                                            df_dim=4, embedding_dim=D),
-        log_every=1, checkpoint_every=2, sample_every=2, num_samples=3,
         operative_config=lambda: "# operative config\n", **kwargs)
 
 
@@ -145,9 +152,17 @@ def test_batch_size_is_the_batch_of_each_update(tmp_path):
     assert info["batch_size_per_update"] == 3 and info["batch_size_per_step"] == 6
 
 
-def test_bad_arguments_raise(tmp_path):
-    with pytest.raises(ValueError, match="num_steps"):
-        train_lib.train(model_dir=str(tmp_path), data_dir=str(tmp_path), num_steps=0)
+def test_bad_group_values_raise_when_the_group_is_made():
+    with pytest.raises(ValueError, match="ScheduleConfig: num_steps must be >= 1, got 0"):
+        train_config.ScheduleConfig(num_steps=0)
+    with pytest.raises(ValueError, match="DataConfig: negative_captions must be >= 0"):
+        train_config.DataConfig(data_dir="/data", negative_captions=-1)
+    with pytest.raises(ValueError, match="DataConfig: variant must be one of"):
+        train_config.DataConfig(data_dir="/data", variant="pairs")
+    with pytest.raises(ValueError, match="OptimizerConfig: beta_2 must be in"):
+        train_config.OptimizerConfig(beta_2=1.0)
+    with pytest.raises(ValueError, match="DistributionConfig: strategy must be one of"):
+        train_config.DistributionConfig(strategy="gpu")
 
 
 def test_check_run_config_lists_every_difference():
@@ -164,10 +179,10 @@ def test_check_run_config_lists_every_difference():
     run_dir.check_run_config("/runs/a", previous, json.loads(json.dumps(previous)))
 
 
-def test_jit_compile_needs_the_default_strategy(tmp_path):
+def test_jit_compile_needs_the_default_strategy():
     with pytest.raises(ValueError, match="jit_compile"):
-        train_lib.train(model_dir=str(tmp_path), data_dir=str(tmp_path), num_steps=1,
-                        strategy="mirrored", devices=["/cpu:0"], jit_compile=True)
+        train_config.DistributionConfig(strategy="mirrored", devices=["/cpu:0"],
+                                        jit_compile=True)
 
 
 def test_resume_accepts_another_spelling_of_the_data_dir(tmp_path, monkeypatch):
@@ -200,3 +215,22 @@ def test_checkpoint_holds_the_input_position_not_the_input_buffers(nan_run):
                          for name, shape in keys.items() if dtypes[name] != tf.string)
     data_bytes = sum(os.path.getsize(p) for p in tf.io.gfile.glob(path + ".data-*"))
     assert data_bytes < 1.05 * variable_bytes + 100_000
+
+
+def test_negative_captions_give_the_model_a_caption_bank_of_the_training_split(tmp_path):
+    data_dir = str(tmp_path / "data")
+    tiny_dataset.write_dataset(data_dir, max_tokens=T, embedding_dim=D, num_train=12,
+                               num_val=4)
+    models = []
+
+    def model_fn(generator, discriminator, **kwargs):
+        models.append(xmcgan.XMCGAN(generator, discriminator, **kwargs))
+        return models[-1]
+
+    result = _train(str(tmp_path / "run"), data_dir, num_steps=1, model_fn=model_fn,
+                    negative_captions=8)
+    assert result.step == 1
+    want_sentences, want_keys = input_pipeline.caption_bank(
+        data_dir, "train", size=8, seed=0, max_tokens=T, embedding_dim=D)
+    np.testing.assert_allclose(models[0].negative_sentences.numpy(), want_sentences)
+    np.testing.assert_array_equal(models[0].negative_image_keys.numpy(), want_keys)

@@ -59,6 +59,9 @@ VARIANTS = (SINGLE, TWO_CAPTIONS, LABEL_PAIRS)
 
 # Field of training batches: each example's (epoch, offset) in the stream (`make_dataset`).
 POSITION = "position"
+# Every example's `image_key`: a hash of its encoded image, equal for the captions of one image.
+IMAGE_KEY = "image_key"
+_IMAGE_KEY_BUCKETS = 1 << 62
 
 CORRUPT_SHARD = "corrupt or unreadable TFRecord shard"
 # Bytes around each record in a TFRecord file: length (8), length CRC (4), data CRC (4).
@@ -227,6 +230,47 @@ def _caption_fields(example: dict, index: tf.Tensor, max_tokens: int, method: st
     }
 
 
+def image_key(encoded_image: tf.Tensor) -> tf.Tensor:
+    """[] int64 in [0, 2⁶²): a hash of an example's encoded image bytes, the same for every
+    caption of one image (records carry no other identifier that every converter fills)."""
+    return tf.strings.to_hash_bucket_fast(encoded_image, _IMAGE_KEY_BUCKETS)
+
+
+def caption_bank(data_dir: str, split: str, *, size: int, seed: int, max_tokens: int,
+                 embedding_dim: int,
+                 sentence_mode: str = sentence_embedding_lib.OFFICIAL
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence embeddings of one caption of each of the first `size` images of a split (the
+    caption `ordered_examples` draws for `seed`): the extra negatives of L_sent.
+
+    Args:
+      data_dir: dataset directory.
+      split: e.g. "train".
+      size: N, images to take (fewer when the split is smaller).
+      seed: caption choice seed.
+      max_tokens: T the caller expects.
+      embedding_dim: D the caller expects.
+      sentence_mode: "official", "masked_mean" or "cls".
+
+    Returns:
+      (sentences [N, D] float32, image keys [N] int64, see `image_key`).
+
+    Raises:
+      ValueError: size < 1.
+      schema.DatasetError: T or D differ from the dataset's.
+    """
+    if size < 1:
+        raise ValueError(f"caption bank size must be >= 1, got {size}")
+    sentences, keys = [], []
+    for batch in ordered_examples(data_dir, split, image_size=1, batch_size=256,
+                                  num_samples=size, seed=seed, sentence_mode=sentence_mode,
+                                  with_images=False, max_tokens=max_tokens,
+                                  embedding_dim=embedding_dim):
+        sentences.append(batch["sentence"].numpy())
+        keys.append(batch[IMAGE_KEY].numpy())
+    return np.concatenate(sentences).astype(np.float32), np.concatenate(keys)
+
+
 def _example_fn(*, training: bool, random_flip: bool, max_tokens: int, embedding_dim: int,
                 image_size: int, variant: str, method: str, z_dim: int, keep_labels: bool,
                 key: np.ndarray, seed: int, stream_offset: int):
@@ -255,7 +299,8 @@ def _example_fn(*, training: bool, random_flip: bool, max_tokens: int, embedding
         out = {"image": image,
                **_caption_fields(example, first, max_tokens, method),
                "z": z,
-               "label": example["label"]}
+               "label": example["label"],
+               IMAGE_KEY: image_key(example["image"])}
         if variant == TWO_CAPTIONS:
             second = pairing.other_caption_index(first, num_captions,
                                                  second_key if training else None)
@@ -500,6 +545,7 @@ def ordered_examples(data_dir: str, split: str, *, image_size: int, batch_size: 
                                       with_objects=with_objects)
         choice, z = _ordered_draws(seed, index, tf.shape(record["captions"])[0], z_dim)
         out = {"index": index, "caption_index": choice, "label": record["label"],
+               IMAGE_KEY: image_key(record["image"]),
                **_caption_fields(record, choice, tokens, sentence_mode)}
         out["words"] = tf.ensure_shape(out["words"], [tokens, dim])
         if with_images:

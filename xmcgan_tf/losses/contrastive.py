@@ -99,7 +99,9 @@ def symmetric_cross_entropy(row_logits: tf.Tensor, column_logits: tf.Tensor,
 
 
 def symmetric_contrastive_loss(a: tf.Tensor, b: tf.Tensor, temperature: float,
-                               global_negatives: bool = False) -> tf.Tensor:
+                               global_negatives: bool = False,
+                               extra_b: tf.Tensor | None = None,
+                               extra_b_excluded: tf.Tensor | None = None) -> tf.Tensor:
     """Symmetric InfoNCE between paired features with in-batch negatives.
 
     With â = a/‖a‖, b̂ = b/‖b‖ and logits L = â b̂ᵀ / τ (pair n is on the diagonal):
@@ -119,11 +121,18 @@ def symmetric_contrastive_loss(a: tf.Tensor, b: tf.Tensor, temperature: float,
     replicas this equals the single-replica loss on the whole global batch. Requires the same B
     on every replica. Outside such a context it is the local loss.
 
+    With `extra_b` (N more `b` that pair with no `a`), each a→b row also scores â against
+    them: the row softmax runs over G + N columns, L'_nm = â_n ê_mᵀ / τ appended to L_n·,
+    minus the entries `extra_b_excluded` marks (logit −1e9: e.g. other captions of a_n's own
+    image). The b→a direction is unchanged.
+
     Args:
       a: [B, K] features (any float dtype; computed in float32).
       b: [B, K] features paired row by row with `a`.
       temperature: τ > 0.
       global_negatives: use the other replicas' examples as extra negatives.
+      extra_b: optional [N, K] extra negatives of every a→b row.
+      extra_b_excluded: optional [B, N] bool, True where extra_b[m] is not a negative of a_n.
 
     Returns:
       Scalar float32 loss, the mean over this replica's B pairs.
@@ -145,6 +154,12 @@ def symmetric_contrastive_loss(a: tf.Tensor, b: tf.Tensor, temperature: float,
         all_a, all_b, label_offset = a, b, 0
     row_logits = tf.matmul(a, all_b, transpose_b=True) / temperature  # [B, G]
     column_logits = tf.matmul(b, all_a, transpose_b=True) / temperature  # [B, G]
+    if extra_b is not None:
+        extra_b = tf.math.l2_normalize(as_float32(extra_b, 2, "extra_b"), axis=-1)
+        extra_logits = tf.matmul(a, extra_b, transpose_b=True) / temperature  # [B, N]
+        if extra_b_excluded is not None:
+            extra_logits = tf.where(extra_b_excluded, MASKED_LOGIT, extra_logits)
+        row_logits = tf.concat([row_logits, extra_logits], axis=1)  # [B, G + N]
     return symmetric_cross_entropy(row_logits, column_logits, label_offset)
 
 
@@ -174,7 +189,9 @@ def contrastive_accuracy(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 
 def sentence_contrastive_loss(image_features: tf.Tensor, sentence_features: tf.Tensor,
                               temperature: float = 0.1,
-                              global_negatives: bool = False) -> tf.Tensor:
+                              global_negatives: bool = False,
+                              negative_sentence_features: tf.Tensor | None = None,
+                              negative_excluded: tf.Tensor | None = None) -> tf.Tensor:
     """XMC-GAN sentence–image contrastive loss L_sent.
 
       L_sent = ℒ(f_img(x), f_sent(s)) with cos(u, v)/τ logits, τ = 0.1,
@@ -186,17 +203,27 @@ def sentence_contrastive_loss(image_features: tf.Tensor, sentence_features: tf.T
     Code vs paper: symmetric (image→text + text→image), each a batch mean, as in the released
     code (see `symmetric_contrastive_loss`).
 
+    A caption bank (`negative_sentence_features`, not in the paper or the released code) adds
+    N captions of other images as negatives of every image→text row. In-batch negatives of a
+    small batch rarely differ from the positive in one attribute only (e.g. a red triangle
+    against a red circle), so D can solve L_sent, and G satisfy it, on the easiest attribute;
+    among N ≫ B captions such near misses are common (BENCHMARKS.md, "Fidelity").
+
     Args:
       image_features: [B, C] image side (x_pool), real or generated images.
       sentence_features: [B, C] text side (e), paired row by row.
       temperature: τ > 0.
       global_negatives: all-gather negatives across replicas.
+      negative_sentence_features: optional [N, C] bank captions' e, extra negatives.
+      negative_excluded: optional [B, N] bool, True where bank caption m describes image n.
 
     Returns:
       Scalar float32.
     """
     return symmetric_contrastive_loss(image_features, sentence_features, temperature,
-                                      global_negatives=global_negatives)
+                                      global_negatives=global_negatives,
+                                      extra_b=negative_sentence_features,
+                                      extra_b_excluded=negative_excluded)
 
 
 def image_contrastive_loss(fake_features: tf.Tensor, real_features: tf.Tensor,

@@ -27,10 +27,10 @@ def label_pair_branches(batch: Mapping[str, tf.Tensor]) -> list[xmcgan.Branch]:
     """Branch 1 from the example, branch 2 from its same-label partner (`image_2`, `z_2`...)."""
     first = xmcgan.Branch(image=batch["image"], z=batch["z"], sentence=batch["sentence"],
                           words=batch["words"], word_mask=batch["word_mask"],
-                          label=batch["label"])
+                          label=batch["label"], image_key=batch.get("image_key"))
     second = xmcgan.Branch(image=batch["image_2"], z=batch["z_2"], sentence=batch["sentence_2"],
                            words=batch["words_2"], word_mask=batch["word_mask_2"],
-                           label=batch["label_2"])
+                           label=batch["label_2"], image_key=batch.get("image_key_2"))
     return [first, second]
 
 

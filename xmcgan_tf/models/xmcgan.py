@@ -57,6 +57,8 @@ class Branch(NamedTuple):
       words: [B, T, D] float32 word embeddings.
       word_mask: [B, T] float32, 1 on real tokens.
       label: [B] int64 class labels, for terms that need them (SCL); None otherwise.
+      image_key: [B] int64 image identities (`input_pipeline.image_key`), which keep the
+        caption bank's captions of an image from being its negatives; None: no exclusion.
     """
 
     image: tf.Tensor
@@ -65,6 +67,7 @@ class Branch(NamedTuple):
     words: tf.Tensor
     word_mask: tf.Tensor
     label: tf.Tensor | None = None
+    image_key: tf.Tensor | None = None
 
 
 class BranchOutputs(NamedTuple):
@@ -102,9 +105,11 @@ BranchFn = Callable[[Mapping[str, tf.Tensor]], Sequence[Branch]]
 
 
 def single_branch(batch: Mapping[str, tf.Tensor]) -> list[Branch]:
-    """The default `branch_fn`: one branch from `image`, `z`, `sentence`, `words`, `word_mask`."""
+    """The default `branch_fn`: one branch from `image`, `z`, `sentence`, `words`, `word_mask`
+    (and `image_key` when the batch has it)."""
     return [Branch(image=batch["image"], z=batch["z"], sentence=batch["sentence"],
-                   words=batch["words"], word_mask=batch["word_mask"])]
+                   words=batch["words"], word_mask=batch["word_mask"],
+                   image_key=batch.get("image_key"))]
 
 
 def split_batch(batch: Mapping[str, tf.Tensor], num_slices: int) -> list[dict[str, tf.Tensor]]:
@@ -135,9 +140,13 @@ def _batch_size(x: tf.Tensor) -> int | tf.Tensor:
 
 
 def _split_real_fake(outputs: discriminator_lib.DiscriminatorOutputs, num_real: int):
-    """Splits D outputs of concat([real, fake]) into the real and the fake halves."""
-    real = discriminator_lib.DiscriminatorOutputs(*(t[:num_real] for t in outputs))
-    fake = discriminator_lib.DiscriminatorOutputs(*(t[num_real:] for t in outputs))
+    """Splits D outputs of concat([real, fake]) into the real and the fake halves (both keep
+    the caption bank's projection)."""
+    paired = outputs[:-1]
+    real = discriminator_lib.DiscriminatorOutputs(*(t[:num_real] for t in paired),
+                                                  outputs.negative_projection)
+    fake = discriminator_lib.DiscriminatorOutputs(*(t[num_real:] for t in paired),
+                                                  outputs.negative_projection)
     return real, fake
 
 
@@ -168,6 +177,9 @@ class XMCGAN(keras.Model):
         float32), or None to leave L_img^enc out.
       branch_fn: batch -> branches (default `single_branch`).
       extra_generator_losses: GeneratorLossTerms added to L_G.
+      negative_sentences: optional [N, D] caption bank (`input_pipeline.caption_bank`): extra
+        negatives of every image→text row of L_sent, for D and G alike.
+      negative_image_keys: [N] int64 image keys of the bank's captions (required with it).
       **kwargs: `keras.Model` arguments (name).
     """
 
@@ -180,7 +192,9 @@ class XMCGAN(keras.Model):
                  d_steps_per_g_step: int = 2, ema_decay: float = 0.999,
                  ema_rampup: bool = False, image_encoder: keras.layers.Layer | None = None,
                  branch_fn: BranchFn = single_branch,
-                 extra_generator_losses: Sequence[GeneratorLossTerm] = (), **kwargs):
+                 extra_generator_losses: Sequence[GeneratorLossTerm] = (),
+                 negative_sentences: tf.Tensor | None = None,
+                 negative_image_keys: tf.Tensor | None = None, **kwargs):
         kwargs.setdefault("name", "xmcgan")
         super().__init__(**kwargs)
         if d_steps_per_g_step < 1:
@@ -199,6 +213,12 @@ class XMCGAN(keras.Model):
         self.image_encoder = image_encoder
         self.branch_fn = branch_fn
         self.extra_generator_losses = list(extra_generator_losses)
+        if (negative_sentences is None) != (negative_image_keys is None):
+            raise ValueError("negative_sentences and negative_image_keys go together")
+        self.negative_sentences = (None if negative_sentences is None else
+                                   tf.constant(negative_sentences, tf.float32))  # [N, D]
+        self.negative_image_keys = (None if negative_image_keys is None else
+                                    tf.constant(negative_image_keys, tf.int64))  # [N]
 
         config = generator.get_config()
         self.image_size = int(config["image_size"])
@@ -265,7 +285,8 @@ class XMCGAN(keras.Model):
         """D on real and fake images in one concatenated pass."""
         images = tf.concat([branch.image, tf.cast(fake_images, branch.image.dtype)], axis=0)
         sentences = tf.concat([branch.sentence, branch.sentence], axis=0)  # [2B, D]
-        outputs = self.discriminator(images, sentences, training=training)
+        outputs = self.discriminator(images, sentences, training=training,
+                                     negative_sentences=self.negative_sentences)
         real, fake = _split_real_fake(outputs, _batch_size(branch.image))
         return BranchOutputs(inputs=branch, fake_images=fake_images, real=real, fake=fake)
 
@@ -282,10 +303,8 @@ class XMCGAN(keras.Model):
             o.real.logits, o.fake.logits) for o in outputs])}
         total = terms["loss/d_hinge"]
         if self.sentence_weight:
-            terms["loss/d_sentence"] = _sum([contrastive.sentence_contrastive_loss(
-                o.real.global_features, o.real.sentence_projection,
-                temperature=self.sentence_temperature, global_negatives=self.global_negatives)
-                for o in outputs])
+            terms["loss/d_sentence"] = _sum([self._sentence_loss(o.real, o.inputs)
+                                             for o in outputs])
             total += self.sentence_weight * terms["loss/d_sentence"]
         if self.word_weight:
             terms["loss/d_word"] = _sum([self._word_loss(o.real.region_features, o.inputs)
@@ -312,10 +331,8 @@ class XMCGAN(keras.Model):
                                        for o in outputs])}
         total = terms["loss/g_hinge"]
         if self.sentence_weight:
-            terms["loss/g_sentence"] = _sum([contrastive.sentence_contrastive_loss(
-                o.fake.global_features, o.fake.sentence_projection,
-                temperature=self.sentence_temperature, global_negatives=self.global_negatives)
-                for o in outputs])
+            terms["loss/g_sentence"] = _sum([self._sentence_loss(o.fake, o.inputs)
+                                             for o in outputs])
             total += self.sentence_weight * terms["loss/g_sentence"]
         if self.word_weight:
             terms["loss/g_word"] = _sum([self._word_loss(o.fake.region_features, o.inputs)
@@ -337,6 +354,20 @@ class XMCGAN(keras.Model):
             total += term.weight * _sum(list(values.values()))
         terms["loss/g_total"] = total
         return total, terms
+
+    def _sentence_loss(self, images: discriminator_lib.DiscriminatorOutputs,
+                       branch: Branch) -> tf.Tensor:
+        """L_sent of real or fake images, with the caption bank's negatives when there is one."""
+        negatives = excluded = None
+        if self.negative_sentences is not None:
+            negatives = images.negative_projection  # [N, C]
+            if branch.image_key is not None:
+                excluded = tf.equal(branch.image_key[:, None],
+                                    self.negative_image_keys[None, :])  # [B, N]
+        return contrastive.sentence_contrastive_loss(
+            images.global_features, images.sentence_projection,
+            temperature=self.sentence_temperature, global_negatives=self.global_negatives,
+            negative_sentence_features=negatives, negative_excluded=excluded)
 
     def _word_loss(self, regions: tf.Tensor, branch: Branch) -> tf.Tensor:
         return word_contrastive.word_contrastive_loss(

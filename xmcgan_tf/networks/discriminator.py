@@ -55,12 +55,15 @@ class DiscriminatorOutputs(NamedTuple):
       global_features: [B, C] x_pool, the ReLU features of the last block summed over space.
       region_features: [B, R, D] region features at cond_size × cond_size.
       sentence_projection: [B, C] e = SN Dense(C)(sentence).
+      negative_projection: [N, C] the same projection of the extra negative sentences given to
+        the call (L_sent's caption bank); [0, C] without them.
     """
 
     logits: tf.Tensor
     global_features: tf.Tensor
     region_features: tf.Tensor
     sentence_projection: tf.Tensor
+    negative_projection: tf.Tensor
 
 
 class Discriminator(keras.Model):
@@ -117,18 +120,21 @@ class Discriminator(keras.Model):
         self.sentence_projection = discriminator_blocks.spectral_dense(
             self._feature_channels, "sentence_projection", dtype="float32")
 
-    def call(self, images: tf.Tensor, sentence: tf.Tensor,
-             training: bool | None = None) -> DiscriminatorOutputs:
+    def call(self, images: tf.Tensor, sentence: tf.Tensor, training: bool | None = None,
+             negative_sentences: tf.Tensor | None = None) -> DiscriminatorOutputs:
         """Scores images against sentences.
 
         Args:
           images: [B, S, S, 3] float32 in [0, 1] (real and fake concatenated by the caller).
           sentence: [B, D] float32 sentence embeddings paired with `images`.
           training: when True, the spectral-norm power iteration updates its vectors.
+          negative_sentences: optional [N, D] float32 sentence embeddings projected with the
+            same e (one spectral-norm call for both) into `negative_projection`.
 
         Returns:
           DiscriminatorOutputs(logits [B], global_features [B, C], region_features [B, R, D],
-          sentence_projection [B, C]), all float32.
+          sentence_projection [B, C], negative_projection [N, C] ([0, C] without
+          `negative_sentences`)), all float32.
         """
         size = self.image_size
         shape_checks.assert_shape(images, [None, size, size, 3], "Discriminator input images")
@@ -152,10 +158,19 @@ class Discriminator(keras.Model):
         x_pool = ops.sum(ops.relu(ops.cast(x, "float32")), axis=(1, 2))  # [B, C]
 
         # Projection logit.
-        e = self.sentence_projection(sentence, training=training)  # [B, C]
+        if negative_sentences is None:
+            negative_sentences = ops.zeros([0, self.embedding_dim], sentence.dtype)
+        shape_checks.assert_shape(negative_sentences, [None, self.embedding_dim],
+                                  "Discriminator input negative_sentences")
+        projected = self.sentence_projection(
+            ops.concatenate([sentence, ops.cast(negative_sentences, sentence.dtype)], axis=0),
+            training=training)  # [B + N, C]
+        num_paired = ops.shape(sentence)[0]
+        e, negative_projection = projected[:num_paired], projected[num_paired:]
         logits = self.logit(x_pool, training=training)[:, 0] + ops.sum(x_pool * e, axis=-1)
         return DiscriminatorOutputs(logits=logits, global_features=x_pool,
-                                    region_features=regions, sentence_projection=e)
+                                    region_features=regions, sentence_projection=e,
+                                    negative_projection=negative_projection)
 
     def get_config(self) -> dict:
         config = super().get_config()
