@@ -54,10 +54,13 @@ class StandInJudge:
 def _run(scenes_dir, evaluator_dir, cache_dir, seed=0, metrics=("fid", "kid", "is", "objacc",
                                                                  "rprec"), num=NUM):
     return eval_lib.evaluate_generators(
-        {"raw": StandInGenerator(1), "ema": StandInGenerator(2)}, data_dir=scenes_dir,
-        image_size=64, z_dim=8, step=3, checkpoint="ckpt-3", metrics=metrics, num_samples=num,
-        feature_network="domain", split="val", evaluator_dir=evaluator_dir,
-        judge=StandInJudge(), batch_size=32, seed=seed, cache_dir=cache_dir)
+        {"raw": StandInGenerator(1), "ema": StandInGenerator(2)},
+        eval_lib.Conditioning(data_dir=scenes_dir, image_size=64, z_dim=8, batch_size=32,
+                              cache_dir=cache_dir),
+        eval_lib.Protocol(metrics=metrics, num_samples=num, feature_network="domain",
+                          split="val", seed=seed),
+        eval_lib.Networks(evaluator_dir=evaluator_dir, judge=StandInJudge()),
+        step=3, checkpoint="ckpt-3")
 
 
 def test_all_metrics_deterministic_and_cached(scenes_dir, trained_evaluator, tmp_path):
@@ -116,9 +119,10 @@ def test_fid_and_kid_floors_compare_two_disjoint_real_sets(scenes_dir, trained_e
 def test_real_object_accuracy_matches_the_evaluator(scenes_dir, trained_evaluator, tmp_path):
     evaluator_dir, _ = trained_evaluator
     results = eval_lib.evaluate_generators(
-        {}, data_dir=scenes_dir, image_size=64, z_dim=8, step=0, checkpoint="-",
-        metrics=("objacc",), num_samples=NUM, split="val", evaluator_dir=evaluator_dir,
-        cache_dir=str(tmp_path))
+        {}, eval_lib.Conditioning(data_dir=scenes_dir, image_size=64, z_dim=8,
+                                  cache_dir=str(tmp_path)),
+        eval_lib.Protocol(metrics=("objacc",), num_samples=NUM, split="val"),
+        eval_lib.Networks(evaluator_dir=evaluator_dir), step=0, checkpoint="-")
     (real,) = results
     assert real.generator == "real"
     # Independent computation from the evaluator's predictions on the same real images.
@@ -135,13 +139,16 @@ def test_real_object_accuracy_matches_the_evaluator(scenes_dir, trained_evaluato
 
 
 def test_rprec_without_judge_and_split_errors(scenes_dir, trained_evaluator):
+    conditioning = eval_lib.Conditioning(data_dir=scenes_dir, image_size=64, z_dim=8)
     with pytest.raises(ValueError, match="judge"):
-        eval_lib.evaluate_generators({}, data_dir=scenes_dir, image_size=64, z_dim=8, step=0,
-                                     checkpoint="-", metrics=("rprec",), num_samples=NUM)
+        eval_lib.evaluate_generators({}, conditioning,
+                                     eval_lib.Protocol(metrics=("rprec",), num_samples=NUM),
+                                     step=0, checkpoint="-")
     with pytest.raises(ValueError, match="no split 'test'"):
-        eval_lib.evaluate_generators({}, data_dir=scenes_dir, image_size=64, z_dim=8, step=0,
-                                     checkpoint="-", metrics=("is",), split="test",
-                                     evaluator_dir=trained_evaluator[0])
+        eval_lib.evaluate_generators({}, conditioning,
+                                     eval_lib.Protocol(metrics=("is",), split="test"),
+                                     eval_lib.Networks(evaluator_dir=trained_evaluator[0]),
+                                     step=0, checkpoint="-")
 
 
 def test_evaluate_checkpoints_in_watch_mode(scenes_dir, trained_evaluator, tmp_path):
@@ -185,7 +192,9 @@ def test_pretrained_dual_encoder_is_a_judge(scenes_dir, tmp_path):
     judge = eval_lib.load_judge(judge_dir)
     assert eval_lib.judge_fingerprint(judge) == judge.fingerprint
     (real,) = eval_lib.evaluate_generators(
-        {}, data_dir=scenes_dir, image_size=32, z_dim=8, step=0, checkpoint="-",
-        metrics=("rprec",), num_samples=NUM, judge=judge, cache_dir=str(tmp_path / "cache"))
+        {}, eval_lib.Conditioning(data_dir=scenes_dir, image_size=32, z_dim=8,
+                                  cache_dir=str(tmp_path / "cache")),
+        eval_lib.Protocol(metrics=("rprec",), num_samples=NUM), eval_lib.Networks(judge=judge),
+        step=0, checkpoint="-")
     assert real.generator == "real" and real.protocol == f"rprec100_dualenc_val_{NUM}"
     assert 0.0 <= real.value <= 1.0 and real.std is not None

@@ -18,6 +18,7 @@ Legend: N images, S image size, T tokens, D text dimension, K judge embedding di
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -125,76 +126,121 @@ def _generate_and_extract(generator: GeneratorFn, examples: tf.data.Dataset,
     return {name: _concatenate(chunks) for name, chunks in outputs.items()}
 
 
-def evaluate_generators(generators: Mapping[str, GeneratorFn], *, data_dir: str,
-                        image_size: int, z_dim: int, step: int, checkpoint: str,
-                        metrics: Sequence[str] = DEFAULT_METRICS, num_samples: int = 1000,
-                        feature_network: str = "domain", split: str = "val",
-                        evaluator_dir: str | None = None,
-                        inception_handle: str = feature_extractors.DEFAULT_INCEPTION_HANDLE,
-                        feature_extractor: feature_extractors.FeatureExtractor | None = None,
-                        judge: r_precision.Judge | None = None, batch_size: int = 50,
-                        seed: int = 0, sentence_mode: str = sentence_embedding.OFFICIAL,
-                        max_tokens: int | None = None, embedding_dim: int | None = None,
-                        cache_dir: str | None = None,
-                        real_reference: bool = True) -> list[registry.MetricResult]:
-    """Scores generators with the registered metrics (nothing is written).
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """What a number means: results are compared only within one protocol (`registry`).
 
-    Args:
-      generators: name ('raw', 'ema') -> generator function (see `GeneratorFn`).
-      data_dir: dataset directory.
-      image_size: S of the generated images (real images are resized to it).
-      z_dim: noise dimension of the generators.
-      step: training step recorded with the results.
-      checkpoint: checkpoint path recorded with the results.
+    Attributes:
       metrics: registered metric names (`registry.metric_names()`).
       num_samples: N, the first N images of the split (fewer if the split is smaller).
       feature_network: "domain" or "inception" for FID/KID/IS.
       split: split of the captions and real statistics.
-      evaluator_dir: saved domain evaluator (feature network "domain" and metric "objacc").
-      inception_handle: TF-Hub handle or directory of the TF-GAN Inception module.
-      feature_extractor: a ready feature extractor to use instead of building one.
-      judge: R-precision judge (metric "rprec").
-      batch_size: images per generator / network call.
       seed: caption choice, z and R-precision negatives.
-      sentence_mode: sentence embedding the generators were trained with.
-      max_tokens: T the generators expect (checked against the dataset when given).
-      embedding_dim: D the generators expect (checked against the dataset when given).
-      cache_dir: real-statistics cache; default `DATA_DIR/eval_cache`.
       real_reference: also score the real images for metrics that have a real reference,
         and give FID and KID their floor: the distance between the first N images of
         `registry.FLOOR_SPLIT` and of `split` (reported as generator 'real'; skipped when
         that split is the evaluated one or holds fewer than N images).
-
-    Returns:
-      One MetricResult per metric and generator (plus 'real' references).
     """
-    chosen = [registry.get_metric(name) for name in metrics]
-    if not chosen:
-        raise ValueError(f"no metrics requested; registered metrics: {registry.metric_names()}")
-    needs = set().union(*(m.needs for m in chosen))
-    info = schema.read_dataset_info(data_dir)
-    if split not in info.splits:
-        raise schema.DatasetError(f"{data_dir} has no split {split!r}; it has "
-                                  f"{sorted(info.splits)}")
-    count = min(int(num_samples), int(info.splits[split]))
-    if count < num_samples:
-        logging.warning("split %r has only %d images; evaluating %d instead of %d", split,
-                        count, count, num_samples)
 
-    networks: dict[str, Callable] = {}
-    extractor = None
+    metrics: Sequence[str] = DEFAULT_METRICS
+    num_samples: int = 1000
+    feature_network: str = "domain"
+    split: str = "val"
+    seed: int = 0
+    real_reference: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditioning:
+    """The dataset the generators are conditioned on, and the generators' inputs.
+
+    Attributes:
+      data_dir: dataset directory.
+      image_size: S of the generated images (real images are resized to it).
+      z_dim: noise dimension of the generators.
+      sentence_mode: sentence embedding the generators were trained with.
+      max_tokens: T the generators expect (checked against the dataset when given).
+      embedding_dim: D the generators expect (checked against the dataset when given).
+      batch_size: images per generator / network call.
+      cache_dir: real-statistics cache; default `DATA_DIR/eval_cache`.
+    """
+
+    data_dir: str
+    image_size: int
+    z_dim: int
+    sentence_mode: str = sentence_embedding.OFFICIAL
+    max_tokens: int | None = None
+    embedding_dim: int | None = None
+    batch_size: int = 50
+    cache_dir: str | None = None
+
+    def examples(self, split: str, count: int, seed: int, **kwargs) -> tf.data.Dataset:
+        """The first `count` examples of `split` (`input_pipeline.ordered_examples`)."""
+        return input_pipeline.ordered_examples(
+            self.data_dir, split, image_size=self.image_size, batch_size=self.batch_size,
+            num_samples=count, seed=seed, sentence_mode=self.sentence_mode,
+            max_tokens=self.max_tokens, embedding_dim=self.embedding_dim, **kwargs)
+
+    def real_outputs(self, network: Callable, name: str, fingerprint: str, split: str,
+                     count: int) -> dict[str, np.ndarray]:
+        """`network`'s outputs on the first `count` real images of `split` (cached)."""
+        return real_statistics.real_outputs(
+            network, network_name=name, network_fingerprint=fingerprint,
+            data_dir=self.data_dir, split=split, image_size=self.image_size,
+            num_samples=count, batch_size=self.batch_size, cache_dir=self.cache_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+    """Where the networks the metrics need come from.
+
+    Attributes:
+      evaluator_dir: saved domain evaluator (feature network "domain" and metric "objacc").
+      inception_handle: TF-Hub handle or directory of the TF-GAN Inception module.
+      feature_extractor: a ready feature extractor to use instead of building one.
+      judge: R-precision judge (metric "rprec").
+    """
+
+    evaluator_dir: str | None = None
+    inception_handle: str = feature_extractors.DEFAULT_INCEPTION_HANDLE
+    feature_extractor: feature_extractors.FeatureExtractor | None = None
+    judge: r_precision.Judge | None = None
+
+
+@dataclasses.dataclass
+class _Scorers:
+    """The networks built for one evaluation: `by_name` maps each output group ("features",
+    "objects", "judge") to its images -> outputs function; `fingerprints` identifies each for
+    the real-statistics cache."""
+
+    by_name: dict[str, Callable[[tf.Tensor], Mapping[str, tf.Tensor]]]
+    fingerprints: dict[str, tuple[str, str]]
+    feature_network: str
+    extractor: feature_extractors.FeatureExtractor | None = None
+    grid: int = 3
+
+
+def _build_scorers(needs: set, networks: Networks, feature_network: str) -> _Scorers:
+    """The feature network, domain evaluator and judge that `needs` calls for."""
+    scorers = _Scorers(by_name={}, fingerprints={}, feature_network=feature_network)
     if needs & {registry.FEATURES, registry.REAL_FEATURES}:
-        extractor = feature_extractor or feature_extractors.make_feature_extractor(
-            feature_network, evaluator_dir=evaluator_dir, inception_handle=inception_handle)
-        feature_network = extractor.name
-        networks["features"] = extractor
-    evaluator = None
+        extractor = networks.feature_extractor or feature_extractors.make_feature_extractor(
+            feature_network, evaluator_dir=networks.evaluator_dir,
+            inception_handle=networks.inception_handle)
+        scorers.extractor = extractor
+        scorers.feature_network = extractor.name
+        scorers.by_name["features"] = extractor
+        scorers.fingerprints["features"] = (extractor.name, extractor.fingerprint)
     if registry.OBJECTS in needs:
-        evaluator = (extractor if isinstance(extractor, feature_extractors.DomainExtractor)
+        evaluator = (scorers.extractor
+                     if isinstance(scorers.extractor, feature_extractors.DomainExtractor)
                      else feature_extractors.make_feature_extractor(
-                         "domain", evaluator_dir=evaluator_dir))
-        networks["objects"] = evaluator
+                         "domain", evaluator_dir=networks.evaluator_dir))
+        scorers.by_name["objects"] = evaluator
+        scorers.fingerprints["objects"] = (evaluator.name, evaluator.fingerprint)
+        scorers.grid = evaluator.grid
     if registry.JUDGE in needs:
+        judge = networks.judge
         if judge is None:
             raise ValueError("metric 'rprec' needs an R-precision judge (--judge_dir: a dual "
                              "encoder trained with xmcgan_tf.pretrain_encoder)")
@@ -207,76 +253,108 @@ def evaluate_generators(generators: Mapping[str, GeneratorFn], *, data_dir: str,
                                          antialias=True)
             return {"embeddings": judge.encode_images(images)}
 
-        networks["judge"] = judge_images
+        scorers.by_name["judge"] = judge_images
+        scorers.fingerprints["judge"] = ("judge", judge_fingerprint(judge))
+    return scorers
 
-    def examples(**kwargs) -> tf.data.Dataset:
-        return input_pipeline.ordered_examples(
-            data_dir, split, image_size=image_size, batch_size=batch_size, num_samples=count,
-            seed=seed, sentence_mode=sentence_mode, max_tokens=max_tokens,
-            embedding_dim=embedding_dim, **kwargs)
 
-    conditioning = _read_conditioning(
-        examples(with_images=False, with_objects=registry.OBJECTS in needs),
-        judge if registry.JUDGE in needs else None)
+def _metric_inputs(outputs: Mapping[str, Mapping[str, np.ndarray]],
+                   real_side: Mapping[str, Mapping[str, np.ndarray]], conditioning: Mapping,
+                   grid: int, seed: int) -> registry.MetricInputs:
+    """What the metrics read for one set of scored images (`outputs` by scorer name)."""
+    return registry.MetricInputs(
+        features=outputs.get("features"), real_features=real_side.get("features"),
+        image_embeddings=outputs["judge"]["embeddings"] if "judge" in outputs else None,
+        text_embeddings=conditioning.get("text_embeddings"),
+        captions=list(conditioning["caption"]), object_outputs=outputs.get("objects"),
+        objects=conditioning.get("objects"), states_position=conditioning.get("states_position"),
+        states_size=conditioning.get("states_size"), labels=conditioning["label"], grid=grid,
+        seed=seed)
 
-    def real(name: str, network: Callable, fingerprint: str) -> dict[str, np.ndarray]:
-        return real_statistics.real_outputs(
-            network, network_name=name, network_fingerprint=fingerprint, data_dir=data_dir,
-            split=split, image_size=image_size, num_samples=count, batch_size=batch_size,
-            cache_dir=cache_dir)
 
-    real_side = {}
-    if extractor is not None:
-        real_side["features"] = real(extractor.name, extractor, extractor.fingerprint)
-    if evaluator is not None:
-        real_side["objects"] = (real_side["features"] if evaluator is extractor
-                                else real(evaluator.name, evaluator, evaluator.fingerprint))
-    if "judge" in networks:
-        real_side["judge"] = real("judge", networks["judge"], judge_fingerprint(judge))
+def evaluate_generators(generators: Mapping[str, GeneratorFn], conditioning: Conditioning,
+                        protocol: Protocol = Protocol(), networks: Networks = Networks(), *,
+                        step: int, checkpoint: str) -> list[registry.MetricResult]:
+    """Scores generators with the registered metrics (nothing is written).
 
-    def inputs(outputs: Mapping[str, Mapping[str, np.ndarray]]) -> registry.MetricInputs:
-        return registry.MetricInputs(
-            features=outputs.get("features"), real_features=real_side.get("features"),
-            image_embeddings=outputs["judge"]["embeddings"] if "judge" in outputs else None,
-            text_embeddings=conditioning.get("text_embeddings"),
-            captions=list(conditioning["caption"]), object_outputs=outputs.get("objects"),
-            objects=conditioning.get("objects"),
-            states_position=conditioning.get("states_position"),
-            states_size=conditioning.get("states_size"), labels=conditioning["label"],
-            grid=evaluator.grid if evaluator is not None else 3, seed=seed)
+    Args:
+      generators: name ('raw', 'ema') -> generator function (see `GeneratorFn`).
+      conditioning: the dataset and the generators' inputs.
+      protocol: metrics, sample count, feature network, split and seed.
+      networks: the feature network, domain evaluator and judge.
+      step: training step recorded with the results.
+      checkpoint: checkpoint path recorded with the results.
+
+    Returns:
+      One MetricResult per metric and generator (plus 'real' references).
+    """
+    chosen = [registry.get_metric(name) for name in protocol.metrics]
+    if not chosen:
+        raise ValueError(f"no metrics requested; registered metrics: {registry.metric_names()}")
+    needs = set().union(*(m.needs for m in chosen))
+    split = protocol.split
+    info = schema.read_dataset_info(conditioning.data_dir)
+    if split not in info.splits:
+        raise schema.DatasetError(f"{conditioning.data_dir} has no split {split!r}; it has "
+                                  f"{sorted(info.splits)}")
+    count = min(int(protocol.num_samples), int(info.splits[split]))
+    if count < protocol.num_samples:
+        logging.warning("split %r has only %d images; evaluating %d instead of %d", split,
+                        count, count, protocol.num_samples)
+    scorers = _build_scorers(needs, networks, protocol.feature_network)
+    captions = _read_conditioning(
+        conditioning.examples(split, count, protocol.seed, with_images=False,
+                              with_objects=registry.OBJECTS in needs),
+        networks.judge if registry.JUDGE in needs else None)
+    real_side: dict[str, dict[str, np.ndarray]] = {}
+    for name, (network_name, fingerprint) in scorers.fingerprints.items():
+        same = [other for other in real_side if scorers.by_name[other] is scorers.by_name[name]]
+        real_side[name] = real_side[same[0]] if same else conditioning.real_outputs(
+            scorers.by_name[name], network_name, fingerprint, split, count)
+
+    def score(generator_name: str, inputs: registry.MetricInputs,
+              selected: Iterable[registry.Metric]) -> list[registry.MetricResult]:
+        return [registry.calc_metric(metric.name, inputs, generator=generator_name, step=step,
+                                     checkpoint=checkpoint,
+                                     feature_network=scorers.feature_network, real_split=split)
+                for metric in selected]
 
     results = []
-
-    def score(generator_name: str, metric_inputs: registry.MetricInputs,
-              selected: Iterable[registry.Metric]) -> None:
-        for metric in selected:
-            results.append(registry.calc_metric(
-                metric.name, metric_inputs, generator=generator_name, step=step,
-                checkpoint=checkpoint, feature_network=feature_network, real_split=split))
-
     for name, generator in generators.items():
         outputs = _generate_and_extract(
-            generator, examples(with_images=False, z_dim=z_dim), networks, name=name,
-            num_batches=-(-count // batch_size))
-        score(name, inputs(outputs), chosen)
-    if real_reference:
-        score("real", inputs(real_side), [m for m in chosen if m.real_reference])
-        floors = [m for m in chosen if m.floor_reference]
-        floor_split = registry.FLOOR_SPLIT
-        if floors and extractor is not None and floor_split != split:
-            if int(info.splits.get(floor_split, 0)) < count:
-                logging.warning("no FID/KID floor: split %r holds fewer than the %d images "
-                                "of the protocol", floor_split, count)
-                return results
-            other = real_statistics.real_outputs(
-                extractor, network_name=extractor.name,
-                network_fingerprint=extractor.fingerprint, data_dir=data_dir,
-                split=floor_split, image_size=image_size, num_samples=count,
-                batch_size=batch_size, cache_dir=cache_dir)
-            score("real", registry.MetricInputs(features=other,
-                                                real_features=real_side["features"],
-                                                seed=seed), floors)
+            generator, conditioning.examples(split, count, protocol.seed, with_images=False,
+                                             z_dim=conditioning.z_dim),
+            scorers.by_name, name=name, num_batches=-(-count // conditioning.batch_size))
+        results += score(name, _metric_inputs(outputs, real_side, captions, scorers.grid,
+                                              protocol.seed), chosen)
+    if protocol.real_reference:
+        results += score("real", _metric_inputs(real_side, real_side, captions, scorers.grid,
+                                                protocol.seed),
+                         [m for m in chosen if m.real_reference])
+        results += _floors(chosen, scorers, conditioning, protocol, info, count, real_side,
+                           score)
     return results
+
+
+def _floors(chosen: Sequence[registry.Metric], scorers: _Scorers, conditioning: Conditioning,
+            protocol: Protocol, info: schema.DatasetInfo, count: int,
+            real_side: Mapping[str, Mapping[str, np.ndarray]],
+            score: Callable[..., list[registry.MetricResult]]) -> list[registry.MetricResult]:
+    """FID/KID between the first `count` images of `registry.FLOOR_SPLIT` and of the split."""
+    floors = [m for m in chosen if m.floor_reference]
+    floor_split = registry.FLOOR_SPLIT
+    if not floors or scorers.extractor is None or floor_split == protocol.split:
+        return []
+    if int(info.splits.get(floor_split, 0)) < count:
+        logging.warning("no FID/KID floor: split %r holds fewer than the %d images of the "
+                        "protocol", floor_split, count)
+        return []
+    extractor = scorers.extractor
+    other = conditioning.real_outputs(extractor, extractor.name, extractor.fingerprint,
+                                      floor_split, count)
+    return score("real", registry.MetricInputs(features=other,
+                                               real_features=real_side["features"],
+                                               seed=protocol.seed), floors)
 
 
 def evaluate(model_dir: str, *, data_dir: str | None = None,
@@ -324,14 +402,19 @@ def evaluate(model_dir: str, *, data_dir: str | None = None,
     by_name = {"raw": loaded.generator, "ema": loaded.generator_ema}
     judge = load_judge(judge_dir) if judge_dir else None
     results = evaluate_generators(
-        {name: by_name[name] for name in generators}, data_dir=data_dir,
-        image_size=int(config["image_size"]), z_dim=int(config["z_dim"]), step=loaded.step,
-        checkpoint=loaded.checkpoint_path, metrics=metrics, num_samples=num_samples,
-        feature_network=feature_network, split=split, evaluator_dir=evaluator_dir,
-        inception_handle=inception_handle, judge=judge, batch_size=batch_size, seed=seed,
-        sentence_mode=run_info.get("sentence_embedding", sentence_embedding.OFFICIAL),
-        max_tokens=int(run_info["max_tokens"]), embedding_dim=int(config["embedding_dim"]),
-        cache_dir=cache_dir, real_reference=real_reference)
+        {name: by_name[name] for name in generators},
+        Conditioning(data_dir=data_dir, image_size=int(config["image_size"]),
+                     z_dim=int(config["z_dim"]),
+                     sentence_mode=run_info.get("sentence_embedding",
+                                                sentence_embedding.OFFICIAL),
+                     max_tokens=int(run_info["max_tokens"]),
+                     embedding_dim=int(config["embedding_dim"]), batch_size=batch_size,
+                     cache_dir=cache_dir),
+        Protocol(metrics=tuple(metrics), num_samples=num_samples,
+                 feature_network=feature_network, split=split, seed=seed,
+                 real_reference=real_reference),
+        Networks(evaluator_dir=evaluator_dir, inception_handle=inception_handle, judge=judge),
+        step=loaded.step, checkpoint=loaded.checkpoint_path)
     if write:
         for result in results:
             registry.report_metric(model_dir, result)
