@@ -57,3 +57,32 @@ class HingeLossTest(tf.test.TestCase, parameterized.TestCase):
             adversarial.hinge_generator_loss(tf.zeros([2, 1]))
         with self.assertRaisesRegex(TypeError, "floating-point"):
             adversarial.hinge_generator_loss(tf.constant([1, 2]))
+
+
+class HardestMismatchTest(tf.test.TestCase):
+
+    def test_hand_computed_case(self):
+        # ψ = logit − φ·e(own): image 0: 3 − 1 = 2, image 1: 0 − 2 = −2.
+        logits = np.array([3.0, 0.0], np.float32)
+        features = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
+        own = np.array([[1.0, 5.0], [7.0, 1.0]], np.float32)
+        bank = np.array([[0.5, 0.0], [3.0, 1.0], [0.0, -1.0]], np.float32)
+        # φ·bank: image 0 → [0.5, 3, 0], image 1 → [0, 2, −2].
+        got = adversarial.hardest_mismatch_logits(logits, features, own, bank)
+        self.assertAllClose(got, [2.0 + 3.0, -2.0 + 2.0])
+        excluded = np.array([[False, True, False], [False, False, False]])
+        got = adversarial.hardest_mismatch_logits(logits, features, own, bank, excluded)
+        self.assertAllClose(got, [2.0 + 0.5, -2.0 + 2.0])
+        self.assertAllClose(adversarial.mismatch_hinge_loss(got), (3.5 + 1.0) / 2)
+
+    def test_matches_the_discriminator_on_the_hardest_caption(self):
+        rng = np.random.default_rng(3)
+        features = rng.normal(size=[4, 6]).astype(np.float32)
+        psi = rng.normal(size=[4]).astype(np.float32)
+        own = rng.normal(size=[4, 6]).astype(np.float32)
+        bank = rng.normal(size=[9, 6]).astype(np.float32)
+        logits = psi + (features * own).sum(-1)
+        hardest = (features @ bank.T).argmax(-1)
+        expected = psi + (features * bank[hardest]).sum(-1)
+        self.assertAllClose(adversarial.hardest_mismatch_logits(logits, features, own, bank),
+                            expected, rtol=1e-5)

@@ -341,3 +341,32 @@ def test_caption_bank_adds_negatives_to_l_sent_except_the_images_own_captions():
     with pytest.raises(ValueError, match="go together"):
         xmcgan.XMCGAN(generator, discriminator, max_tokens=T,
                       negative_sentences=np.zeros([2, D], np.float32))
+
+
+def test_mismatch_term_scores_real_images_with_their_hardest_bank_caption_as_fakes():
+    generator, discriminator = _networks()
+    rng = np.random.default_rng(8)
+    bank_keys = np.array([10, 11, 12], np.int64)
+    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T,
+                        negative_sentences=rng.normal(size=[3, D]).astype(np.float32),
+                        negative_image_keys=bank_keys, mismatch_weight=0.5, **WEIGHTS)
+    assert "loss/d_mismatch" in gan._reported_names()
+    batch = {**_batch(4), "image_key": tf.constant([11, 99, 98, 97], tf.int64)}
+    out = _outputs(4, batch)
+    bank_projection = tf.constant(rng.normal(size=[3, 6]), tf.float32)
+    out = out._replace(real=out.real._replace(negative_projection=bank_projection),
+                       fake=out.fake._replace(negative_projection=bank_projection))
+    total, terms = gan.discriminator_loss([out])
+    real = out.real
+    phi, own = real.global_features.numpy(), real.sentence_projection.numpy()
+    scores = phi @ bank_projection.numpy().T
+    scores[0, 1] = -np.inf  # bank caption 1 describes image 0
+    mismatch = real.logits.numpy() - (phi * own).sum(-1) + scores.max(-1)
+    want = np.maximum(0.0, 1.0 + mismatch).mean()
+    assert terms["loss/d_mismatch"].numpy() == pytest.approx(want, rel=1e-5)
+    without = total.numpy() - 0.5 * want
+    assert without == pytest.approx(
+        terms["loss/d_hinge"].numpy() + 0.5 * terms["loss/d_sentence"].numpy()
+        + 2.0 * terms["loss/d_word"].numpy(), rel=1e-4)
+    with pytest.raises(ValueError, match="caption bank"):
+        xmcgan.XMCGAN(generator, discriminator, max_tokens=T, mismatch_weight=1.0)

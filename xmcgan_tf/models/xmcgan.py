@@ -1,7 +1,7 @@
 """XMC-GAN: the cross-modal contrastive GAN update (SPEC §3; Zhang et al. 2021,
 https://arxiv.org/abs/2101.04702).
 
-    L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real)
+    L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real) [+ λ_mis · hinge_mis]
     L_G = hinge_G + λ1 · L_sent(fake) + λ2 · L_word(fake) + λ3 · (L_img^D + L_img^enc)
           + Σ_extra weight · term
 
@@ -41,7 +41,8 @@ from xmcgan_tf.models import ema as ema_lib
 from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
 
-D_LOSS_NAMES = ("loss/d_total", "loss/d_hinge", "loss/d_sentence", "loss/d_word")
+D_LOSS_NAMES = ("loss/d_total", "loss/d_hinge", "loss/d_sentence", "loss/d_word",
+                "loss/d_mismatch")
 G_LOSS_NAMES = ("loss/g_total", "loss/g_hinge", "loss/g_sentence", "loss/g_word",
                 "loss/g_image_d", "loss/g_image_enc")
 SCORE_NAMES = ("scores/real", "scores/fake", "contrastive/sentence_acc")
@@ -180,6 +181,9 @@ class XMCGAN(keras.Model):
       negative_sentences: optional [N, D] caption bank (`input_pipeline.caption_bank`): extra
         negatives of every image→text row of L_sent, for D and G alike.
       negative_image_keys: [N] int64 image keys of the bank's captions (required with it).
+      mismatch_weight: λ_mis of hinge_mis = E[max(0, 1 + D(x, hardest bank caption))]
+        (`adversarial.hardest_mismatch_logits`; needs the caption bank). 0, the released
+        update, leaves it out.
       **kwargs: `keras.Model` arguments (name).
     """
 
@@ -194,7 +198,8 @@ class XMCGAN(keras.Model):
                  branch_fn: BranchFn = single_branch,
                  extra_generator_losses: Sequence[GeneratorLossTerm] = (),
                  negative_sentences: tf.Tensor | None = None,
-                 negative_image_keys: tf.Tensor | None = None, **kwargs):
+                 negative_image_keys: tf.Tensor | None = None, mismatch_weight: float = 0.0,
+                 **kwargs):
         kwargs.setdefault("name", "xmcgan")
         super().__init__(**kwargs)
         if d_steps_per_g_step < 1:
@@ -219,6 +224,10 @@ class XMCGAN(keras.Model):
                                    tf.constant(negative_sentences, tf.float32))  # [N, D]
         self.negative_image_keys = (None if negative_image_keys is None else
                                     tf.constant(negative_image_keys, tf.int64))  # [N]
+        self.mismatch_weight = float(mismatch_weight)
+        if self.mismatch_weight and self.negative_sentences is None:
+            raise ValueError("mismatch_weight > 0 needs a caption bank (negative_sentences; "
+                             "train_config.DataConfig.negative_captions > 0)")
 
         config = generator.get_config()
         self.image_size = int(config["image_size"])
@@ -244,6 +253,8 @@ class XMCGAN(keras.Model):
             skipped |= {"loss/d_sentence", "loss/g_sentence"}
         if not self.word_weight:
             skipped |= {"loss/d_word", "loss/g_word"}
+        if not self.mismatch_weight:
+            skipped.add("loss/d_mismatch")
         if not self.image_weight:
             skipped |= {"loss/g_image_d", "loss/g_image_enc"}
         if self.image_encoder is None:
@@ -294,7 +305,8 @@ class XMCGAN(keras.Model):
 
     def discriminator_loss(self, outputs: Sequence[BranchOutputs]
                            ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real), summed over branches.
+        """L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real) [+ λ_mis · hinge_mis], summed
+        over branches.
 
         Returns:
           (L_D float32 scalar, {name: float32 scalar} of every term, L_D and the scores).
@@ -310,6 +322,13 @@ class XMCGAN(keras.Model):
             terms["loss/d_word"] = _sum([self._word_loss(o.real.region_features, o.inputs)
                                          for o in outputs])
             total += self.word_weight * terms["loss/d_word"]
+        if self.mismatch_weight:
+            terms["loss/d_mismatch"] = _sum([adversarial.mismatch_hinge_loss(
+                adversarial.hardest_mismatch_logits(
+                    o.real.logits, o.real.global_features, o.real.sentence_projection,
+                    o.real.negative_projection, self._bank_excluded(o.inputs)))
+                for o in outputs])
+            total += self.mismatch_weight * terms["loss/d_mismatch"]
         terms["loss/d_total"] = total
         terms["scores/real"] = _sum([tf.reduce_mean(tf.cast(o.real.logits, tf.float32))
                                      for o in outputs]) / len(outputs)
@@ -361,13 +380,17 @@ class XMCGAN(keras.Model):
         negatives = excluded = None
         if self.negative_sentences is not None:
             negatives = images.negative_projection  # [N, C]
-            if branch.image_key is not None:
-                excluded = tf.equal(branch.image_key[:, None],
-                                    self.negative_image_keys[None, :])  # [B, N]
+            excluded = self._bank_excluded(branch)
         return contrastive.sentence_contrastive_loss(
             images.global_features, images.sentence_projection,
             temperature=self.sentence_temperature, global_negatives=self.global_negatives,
             negative_sentence_features=negatives, negative_excluded=excluded)
+
+    def _bank_excluded(self, branch: Branch) -> tf.Tensor | None:
+        """[B, N] bool: bank caption m describes image n (None without image keys)."""
+        if branch.image_key is None:
+            return None
+        return tf.equal(branch.image_key[:, None], self.negative_image_keys[None, :])
 
     def _word_loss(self, regions: tf.Tensor, branch: Branch) -> tf.Tensor:
         return word_contrastive.word_contrastive_loss(
