@@ -180,6 +180,8 @@ def train(*, model_dir: str, data: train_config.DataConfig,
     previous_policy = keras.mixed_precision.global_policy()
     if distribution.mixed_precision:
         keras.mixed_precision.set_global_policy(distribution.mixed_precision)
+    # One spelling of the data directory (relative or absolute, from any working directory)
+    # for everything the run records and reads.
     data = dataclasses.replace(data, data_dir=paths.absolute(data.data_dir))
     try:
         strategy = distribute.make_strategy(distribution.strategy, tpu=distribution.tpu,
@@ -237,7 +239,6 @@ class _Run:
     """Stage 2's result: the run directory opened, its checkpoint restored, the input stream
     positioned."""
 
-    model_dir: str
     checkpoint: checkpointing.RunCheckpoint
     step: tf.Variable
     start_step: int
@@ -306,7 +307,7 @@ def _open_run(model_dir: str, strategy: tf.distribute.Strategy, model: xmcgan.XM
     logging.info("strategy %s, %d replica(s), global batch %d per update, %d update(s) per step",
                  distribute.strategy_name(strategy), strategy.num_replicas_in_sync,
                  schedule.batch_size, model.d_steps_per_g_step)
-    return _Run(model_dir=model_dir, checkpoint=run_checkpoint, step=step,
+    return _Run(checkpoint=run_checkpoint, step=step,
                 start_step=start_step, resumed_from=resumed_from, iterator=iterator,
                 position=position, reports=reports, chief=chief)
 
