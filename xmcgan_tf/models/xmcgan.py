@@ -143,11 +143,9 @@ def _batch_size(x: tf.Tensor) -> int | tf.Tensor:
 def _split_real_fake(outputs: discriminator_lib.DiscriminatorOutputs, num_real: int):
     """Splits D outputs of concat([real, fake]) into the real and the fake halves (both keep
     the caption bank's projection)."""
-    paired = outputs[:-1]
-    real = discriminator_lib.DiscriminatorOutputs(*(t[:num_real] for t in paired),
-                                                  outputs.negative_projection)
-    fake = discriminator_lib.DiscriminatorOutputs(*(t[num_real:] for t in paired),
-                                                  outputs.negative_projection)
+    paired = ("logits", "global_features", "region_features", "sentence_projection")
+    real = outputs._replace(**{name: getattr(outputs, name)[:num_real] for name in paired})
+    fake = outputs._replace(**{name: getattr(outputs, name)[num_real:] for name in paired})
     return real, fake
 
 
