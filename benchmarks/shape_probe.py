@@ -7,7 +7,10 @@ For the first `--num_samples` scenes of the synthetic set's `val` split, D score
 image with its caption (the caption `ordered_examples` draws) and the same scene redrawn with
 every object's shape replaced (`synthetic_scenes.make_scene(shape_map=...)`: same background,
 colours, places and sizes; the caption still names the original shapes), and, as the
-reference, the real image with another scene's caption. It prints, for each counterfactual,
+reference, the real image with another scene's caption; and, for the scenes whose caption names
+a place and that have an object off the centre column, the real image mirrored left-right (every
+shape is left-right symmetric, so only the places named left and right are contradicted). It
+prints, for each counterfactual,
 the mean projection logit and how often D prefers the true image over it, by the logit and by
 the cosine of L_sent (x_pool against e). A D that checks shapes prefers the true image nearly
 always; 0.5 is a D blind to them (ties count as not preferred). The generator learns the
@@ -35,6 +38,11 @@ COUNTERFACTUALS = {
     "every shape drawn as a square": [1] * NUM_SHAPES,
     "every shape replaced (s -> s + 2 mod 5)": [(s + 2) % NUM_SHAPES for s in range(NUM_SHAPES)],
 }
+
+# The place counterfactual: the image mirrored left-right, on the scenes whose caption names a
+# place and that have an object outside the centre column.
+CENTRE_COLUMN = synthetic_scenes.GRID // 2
+MIRROR_CASE = "mirrored left-right (caption names a place; object off the centre column)"
 
 
 def load_discriminator(model_dir: str,
@@ -68,11 +76,16 @@ def probe(model_dir: str, checkpoint: str, data_dir: str, num_samples: int,
     size = discriminator.image_size
     scores = {"true image": [], "another scene's caption": [],
               **{name: [] for name in COUNTERFACTUALS}}
+    mirrored, mirror_subset = [], []
     for batch in input_pipeline.ordered_examples(
             data_dir, "val", image_size=size, batch_size=batch_size, num_samples=num_samples,
-            max_tokens=info.max_tokens, embedding_dim=info.embedding_dim):
+            max_tokens=info.max_tokens, embedding_dim=info.embedding_dim, with_objects=True):
         sentences = batch["sentence"]
         scores["true image"].append(_scores(discriminator, batch["image"], sentences))
+        columns = batch[schema.OBJECT_PREFIX + "col"].numpy()  # [B, K], -1 padding
+        mirror_subset.append((batch["states_position"].numpy() > 0)
+                             & np.any((columns >= 0) & (columns != CENTRE_COLUMN), axis=1))
+        mirrored.append(_scores(discriminator, batch["image"][:, :, ::-1], sentences))
         scores["another scene's caption"].append(
             _scores(discriminator, batch["image"], tf.roll(sentences, 1, axis=0)))
         indices = batch["index"].numpy() + synthetic_scenes.SPLIT_INDEX_OFFSET["val"]
@@ -83,8 +96,20 @@ def probe(model_dir: str, checkpoint: str, data_dir: str, num_samples: int,
             scores[name].append(_scores(discriminator, images, sentences))
     logits = {k: np.concatenate([s[0] for s in v]) for k, v in scores.items()}
     cosines = {k: np.concatenate([s[1] for s in v]) for k, v in scores.items()}
+    name = MIRROR_CASE
+    logits[name] = np.concatenate([s[0] for s in mirrored])
+    cosines[name] = np.concatenate([s[1] for s in mirrored])
+    subset = np.concatenate(mirror_subset)
+    scores[name] = mirrored
     table = {}
     for name in scores:
+        if name == MIRROR_CASE:
+            table[name] = {"logit": float(logits[name][subset].mean()),
+                           "prefers_true_by_logit": float(np.mean(
+                               logits["true image"][subset] > logits[name][subset])),
+                           "prefers_true_by_cosine": float(np.mean(
+                               cosines["true image"][subset] > cosines[name][subset]))}
+            continue
         table[name] = {"logit": float(logits[name].mean())}
         if name != "true image":
             table[name]["prefers_true_by_logit"] = float(

@@ -102,6 +102,40 @@ class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotAllClose(released(images, sentence, training=False).logits,
                                expected.logits)
 
+    def test_coordinate_channels_append_row_and_column(self):
+        coordinates = discriminator._coordinates(2, 4, "float32").numpy()
+        steps = [-0.75, -0.25, 0.25, 0.75]
+        self.assertEqual(coordinates.shape, (2, 4, 4, 2))
+        self.assertAllClose(coordinates[1, :, 0, 0], steps)  # row, top to bottom
+        self.assertAllClose(coordinates[1, 0, :, 1], steps)  # column, left to right
+        self.assertAllClose(coordinates[1, 2, :, 0], [0.25] * 4)
+
+        images, sentence = _inputs(64, seed=4)
+        released = _tiny(64)
+        with_coordinates = _tiny(64, coordinate_channels=True)
+        released(images, sentence)
+        with_coordinates(images, sentence)
+        self.assertTrue(with_coordinates.get_config()["coordinate_channels"])
+        # With the two coordinate rows of the first block's kernels set to zero, the D with
+        # coordinates is the released D: the coordinates enter through those rows only.
+        weights, widened = [], 0
+        for own, plain in zip(with_coordinates.get_weights(), released.get_weights(),
+                               strict=True):
+            if own.shape != plain.shape:
+                self.assertEqual(own.shape[2], plain.shape[2] + 2)
+                own = own.copy()
+                own[:, :, 3:] = 0.0
+                widened += 1
+            weights.append(own)
+        self.assertEqual(widened, 2)  # conv1 and the shortcut of the optimized block
+        with_coordinates.set_weights(weights)
+        released.set_weights([w if w.ndim != 4 or w.shape[2] != 5 else w[:, :, :3]
+                              for w in weights])
+        expected = released(images, sentence, training=False)
+        for got, want in zip(with_coordinates(images, sentence, training=False), expected,
+                             strict=True):
+            self.assertAllClose(got, want, rtol=1e-5, atol=1e-5)
+
     def test_channel_and_downsample_tables(self):
         model = _tiny(128, df_dim=3)
         self.assertEqual(model.optimized_block.filters, 3)  # df, as in the released code

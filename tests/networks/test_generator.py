@@ -105,6 +105,26 @@ class GeneratorTest(tf.test.TestCase, parameterized.TestCase):
         clone.set_weights(model.get_weights())
         self.assertAllClose(clone(*inputs, training=False), want, rtol=1e-6, atol=1e-6)
 
+    def test_conditioned_stem_reads_the_caption(self):
+        z, sentence, words, mask = _inputs(3)
+        released, conditioned = _tiny(), _tiny(conditioned_stem=True)
+        released(z, sentence, words, mask)
+        conditioned(z, sentence, words, mask)
+        self.assertEqual(released.stem.kernel.shape[0], Z_DIM)
+        self.assertEqual(conditioned.stem.kernel.shape[0], 2 * Z_DIM)
+        # The stem's 4×4 features are Dense(c), c = [Dense(sentence), z]: the rows fed by the
+        # sentence projection get a gradient, and another sentence moves the stem output.
+        c = np.concatenate([conditioned.sentence_projection(sentence), z], axis=-1)
+        other = np.concatenate([conditioned.sentence_projection(-sentence), z], axis=-1)
+        self.assertGreater(float(np.abs(conditioned.stem(c) - conditioned.stem(other)).max()),
+                           1e-3)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(conditioned(z, sentence, words, mask, training=True))
+        grad = tape.gradient(loss, conditioned.stem.kernel)
+        self.assertGreater(float(tf.reduce_max(tf.abs(grad[:Z_DIM]))), 0.0)
+        self.assertTrue(conditioned.get_config()["conditioned_stem"])
+        self.assertFalse(released.get_config()["conditioned_stem"])
+
     def test_cond_size_moves_the_attention(self):
         model = _tiny(64, cond_size=8)
         self.assertLen(model.global_blocks, 1)

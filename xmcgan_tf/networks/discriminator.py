@@ -1,6 +1,7 @@
 """XMC-GAN discriminator (SPEC §2; Zhang et al. 2021, arXiv:2101.04702, Fig. 3).
 
-    x = OptimizedBlock(df)(images), then DiscBlocks (channel / downsample tables below)
+    x = OptimizedBlock(df)(images [+ (row, column) channels]), then DiscBlocks
+        (channel / downsample tables below)
     regions = SN Conv1×1(D)(block output at cond_size × cond_size) → [B, R, D]
     x_pool = Σ_{h,w} ReLU(x) of the last block                    [B, C] (a sum, not a mean)
     e = SN Dense(C)(sentence)                                     [B, C]
@@ -66,6 +67,15 @@ class DiscriminatorOutputs(NamedTuple):
     negative_projection: tf.Tensor
 
 
+def _coordinates(batch: int, size: int, dtype: str) -> tf.Tensor:
+    """[batch, S, S, 2]: channel 0 the row, channel 1 the column of each pixel centre, from −1
+    (top, left) to 1 (bottom, right)."""
+    steps = (ops.arange(size, dtype="float32") + 0.5) / size * 2.0 - 1.0  # [S]
+    rows, cols = ops.meshgrid(steps, steps, indexing="ij")  # [S, S] each
+    grid = ops.stack([rows, cols], axis=-1)[None]  # [1, S, S, 2]
+    return ops.cast(ops.tile(grid, (batch, 1, 1, 1)), dtype)
+
+
 class Discriminator(keras.Model):
     """Projection discriminator with region and global features for the contrastive losses.
 
@@ -76,6 +86,11 @@ class Discriminator(keras.Model):
       cond_size: spatial size of the block output that gives the region features.
       centered_input: rescale the [0, 1] images to [−1, 1] before the first block (the released
         code does not).
+      coordinate_channels: append each pixel's (row, column) in [−1, 1] to the image as two more
+        input channels (CoordConv, Liu et al. 2018). The released D sums its last features
+        over space, so where an object is survives only through the zero padding: on the
+        synthetic scenes its logit does not prefer a scene to its left-right mirror image when
+        the caption names left or right (BENCHMARKS.md, "Fidelity"). Off: the released input.
       **kwargs: `keras.Model` arguments (name, dtype).
 
     Raises:
@@ -83,7 +98,8 @@ class Discriminator(keras.Model):
     """
 
     def __init__(self, image_size: int = 128, df_dim: int = 96, embedding_dim: int = 768,
-                 cond_size: int = 16, centered_input: bool = False, **kwargs):
+                 cond_size: int = 16, centered_input: bool = False,
+                 coordinate_channels: bool = False, **kwargs):
         super().__init__(**kwargs)
         if image_size not in BLOCK_CHANNELS:
             raise ValueError(f"Discriminator: image_size {image_size} is not supported; "
@@ -103,6 +119,7 @@ class Discriminator(keras.Model):
         self.embedding_dim = embedding_dim
         self.cond_size = cond_size
         self.centered_input = bool(centered_input)
+        self.coordinate_channels = bool(coordinate_channels)
         self._region_block = len(sizes) - 1 - sizes[::-1].index(cond_size)
         self._feature_channels = df_dim * channels[-1]
 
@@ -142,6 +159,8 @@ class Discriminator(keras.Model):
                                   "Discriminator input sentence")
 
         x = images * 2.0 - 1.0 if self.centered_input else images
+        if self.coordinate_channels:
+            x = ops.concatenate([x, _coordinates(ops.shape(x)[0], size, x.dtype)], axis=-1)
         x = self.optimized_block(x, training=training)
         region_input = x
         for index, block in enumerate(self.blocks, start=1):
@@ -176,5 +195,6 @@ class Discriminator(keras.Model):
         config = super().get_config()
         config.update(image_size=self.image_size, df_dim=self.df_dim,
                       embedding_dim=self.embedding_dim, cond_size=self.cond_size,
-                      centered_input=self.centered_input)
+                      centered_input=self.centered_input,
+                      coordinate_channels=self.coordinate_channels)
         return config

@@ -1,7 +1,8 @@
 """XMC-GAN generator (SPEC §2; Zhang et al. 2021, arXiv:2101.04702, Fig. 3).
 
     1. c = concat(Dense(z_dim)(sentence), z)                       global condition [B, 2·z_dim]
-    2. x = Dense(4·4·16gf)(z) → [B, 4, 4, 16gf]                    stem, z only
+    2. x = Dense(4·4·16gf)(z) → [B, 4, 4, 16gf]                    stem, z only (released);
+       with `conditioned_stem`, Dense(4·4·16gf)(c): the caption sets the coarse layout
     3. GenBlocks (conditional BN from c) up to cond_size × cond_size
     4. regions = Conv1×1(D)(x) → [B, R, D]; α = softmax over words of γ_G·cos(region, word),
        padding masked; context = α · normalised words → [B, cond, cond, D];
@@ -58,6 +59,12 @@ class Generator(keras.Model):
       attention_sharpness: γ_G of the word-region attention.
       cond_size: spatial size at which the word-region attention runs (a block output size,
         8 … S).
+      conditioned_stem: the stem reads the global condition c = [Dense(sentence), z] instead of
+        z alone (the released stem). The released layout comes from z only: the caption reaches
+        the coarse features through the channel-wise batch-norm modulation of the GenBlocks and
+        the word attention, which has no notion of place, so a caption naming a place ("in the
+        top left") cannot move the objects (BENCHMARKS.md, "Fidelity"). A stem fed c maps the
+        caption to a 4×4 layout directly.
       **kwargs: `keras.Model` arguments (name, dtype).
 
     Raises:
@@ -66,7 +73,7 @@ class Generator(keras.Model):
 
     def __init__(self, image_size: int = 128, gf_dim: int = 96, z_dim: int = 128,
                  embedding_dim: int = 768, attention_sharpness: float = 15.0,
-                 cond_size: int = 16, **kwargs):
+                 cond_size: int = 16, conditioned_stem: bool = False, **kwargs):
         super().__init__(**kwargs)
         channels = _block_channels(image_size)
         block_sizes = [STEM_SIZE * 2 ** (i + 1) for i in range(len(channels))]
@@ -79,6 +86,7 @@ class Generator(keras.Model):
         self.embedding_dim = embedding_dim
         self.attention_sharpness = attention_sharpness
         self.cond_size = cond_size
+        self.conditioned_stem = bool(conditioned_stem)
         self._stem_channels = channels[0] * gf_dim
         num_global_blocks = block_sizes.index(cond_size) + 1
         layer_args = dict(kernel_initializer="glorot_normal", dtype=self.dtype_policy)
@@ -138,8 +146,9 @@ class Generator(keras.Model):
         condition = ops.concatenate([self.sentence_projection(sentence),
                                      ops.cast(z, self.compute_dtype)], axis=-1)  # [B, 2·z_dim]
 
-        # 2. Stem from z alone.
-        x = ops.reshape(self.stem(z), (-1, STEM_SIZE, STEM_SIZE, self._stem_channels))
+        # 2. Stem from z alone (released) or from c.
+        stem_input = condition if self.conditioned_stem else z
+        x = ops.reshape(self.stem(stem_input), (-1, STEM_SIZE, STEM_SIZE, self._stem_channels))
 
         # 3. GenBlocks with conditional BN from c, up to cond_size.
         for block in self.global_blocks:
@@ -188,5 +197,6 @@ class Generator(keras.Model):
         config = super().get_config()
         config.update(image_size=self.image_size, gf_dim=self.gf_dim, z_dim=self.z_dim,
                       embedding_dim=self.embedding_dim,
-                      attention_sharpness=self.attention_sharpness, cond_size=self.cond_size)
+                      attention_sharpness=self.attention_sharpness, cond_size=self.cond_size,
+                      conditioned_stem=self.conditioned_stem)
         return config
