@@ -102,14 +102,7 @@ class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotAllClose(released(images, sentence, training=False).logits,
                                expected.logits)
 
-    def test_coordinate_channels_append_row_and_column(self):
-        coordinates = discriminator._coordinates(2, 4, "float32").numpy()
-        steps = [-0.75, -0.25, 0.25, 0.75]
-        self.assertEqual(coordinates.shape, (2, 4, 4, 2))
-        self.assertAllClose(coordinates[1, :, 0, 0], steps)  # row, top to bottom
-        self.assertAllClose(coordinates[1, 0, :, 1], steps)  # column, left to right
-        self.assertAllClose(coordinates[1, 2, :, 0], [0.25] * 4)
-
+    def test_coordinate_channels_enter_through_the_first_block_only(self):
         images, sentence = _inputs(64, seed=4)
         released = _tiny(64)
         with_coordinates = _tiny(64, coordinate_channels=True)

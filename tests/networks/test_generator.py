@@ -125,6 +125,29 @@ class GeneratorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(conditioned.get_config()["conditioned_stem"])
         self.assertFalse(released.get_config()["conditioned_stem"])
 
+    def test_region_coordinates_enter_through_the_region_projection_only(self):
+        inputs = _inputs(5)
+        released, with_coordinates = _tiny(), _tiny(region_coordinates=True)
+        released(*inputs)
+        with_coordinates(*inputs)
+        self.assertTrue(with_coordinates.get_config()["region_coordinates"])
+        kernel = with_coordinates.region_projection.kernel
+        self.assertEqual(kernel.shape[2], released.region_projection.kernel.shape[2] + 2)
+        # With the two coordinate rows of the projection set to zero the generator is the
+        # released one; with them the regions, and so the attention, depend on place.
+        want = with_coordinates(*inputs, training=False)
+        weights = [np.asarray(w) for w in with_coordinates.get_weights()]
+        for i, w in enumerate(weights):
+            if w.shape == tuple(kernel.shape):
+                weights[i] = w.copy()
+                weights[i][:, :, -2:] = 0.0
+        with_coordinates.set_weights(weights)
+        released.set_weights([w[:, :, :-2] if w.shape == tuple(kernel.shape) else w
+                              for w in weights])
+        got = with_coordinates(*inputs, training=False)
+        self.assertAllClose(got, released(*inputs, training=False), rtol=1e-5, atol=1e-5)
+        self.assertNotAllClose(got, want)
+
     def test_cond_size_moves_the_attention(self):
         model = _tiny(64, cond_size=8)
         self.assertLen(model.global_blocks, 1)

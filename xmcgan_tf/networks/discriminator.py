@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from xmcgan_tf.layers import coordinates
 from xmcgan_tf.layers import shape_checks
 from xmcgan_tf.networks import discriminator_blocks
 
@@ -65,15 +66,6 @@ class DiscriminatorOutputs(NamedTuple):
     region_features: tf.Tensor
     sentence_projection: tf.Tensor
     negative_projection: tf.Tensor
-
-
-def _coordinates(batch: int, size: int, dtype: str) -> tf.Tensor:
-    """[batch, S, S, 2]: channel 0 the row, channel 1 the column of each pixel centre, from −1
-    (top, left) to 1 (bottom, right)."""
-    steps = (ops.arange(size, dtype="float32") + 0.5) / size * 2.0 - 1.0  # [S]
-    rows, cols = ops.meshgrid(steps, steps, indexing="ij")  # [S, S] each
-    grid = ops.stack([rows, cols], axis=-1)[None]  # [1, S, S, 2]
-    return ops.cast(ops.tile(grid, (batch, 1, 1, 1)), dtype)
 
 
 class Discriminator(keras.Model):
@@ -160,7 +152,7 @@ class Discriminator(keras.Model):
 
         x = images * 2.0 - 1.0 if self.centered_input else images
         if self.coordinate_channels:
-            x = ops.concatenate([x, _coordinates(ops.shape(x)[0], size, x.dtype)], axis=-1)
+            x = coordinates.with_coordinates(x)
         x = self.optimized_block(x, training=training)
         region_input = x
         for index, block in enumerate(self.blocks, start=1):

@@ -4,7 +4,7 @@
     2. x = Dense(4·4·16gf)(z) → [B, 4, 4, 16gf]                    stem, z only (released);
        with `conditioned_stem`, Dense(4·4·16gf)(c): the caption sets the coarse layout
     3. GenBlocks (conditional BN from c) up to cond_size × cond_size
-    4. regions = Conv1×1(D)(x) → [B, R, D]; α = softmax over words of γ_G·cos(region, word),
+    4. regions = Conv1×1(D)(x [+ (row, column) channels]) → [B, R, D]; α = softmax over words of γ_G·cos(region, word),
        padding masked; context = α · normalised words → [B, cond, cond, D];
        spatial condition = concat(context, tile(c))
     5. GenSpatialBlocks (per-pixel BN modulation from the spatial condition) up to S
@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import ops
 
 from xmcgan_tf.layers import conditional_batch_norm
+from xmcgan_tf.layers import coordinates
 from xmcgan_tf.layers import shape_checks
 from xmcgan_tf.layers import word_region_attention
 from xmcgan_tf.networks import generator_blocks
@@ -65,6 +66,9 @@ class Generator(keras.Model):
         the word attention, which has no notion of place, so a caption naming a place ("in the
         top left") cannot move the objects (BENCHMARKS.md, "Fidelity"). A stem fed c maps the
         caption to a 4×4 layout directly.
+      region_coordinates: append each region's (row, column) to the features the attention
+        queries are projected from, so that a region can attend to the words naming its place
+        ("left", "top"); the released queries carry no place.
       **kwargs: `keras.Model` arguments (name, dtype).
 
     Raises:
@@ -73,7 +77,8 @@ class Generator(keras.Model):
 
     def __init__(self, image_size: int = 128, gf_dim: int = 96, z_dim: int = 128,
                  embedding_dim: int = 768, attention_sharpness: float = 15.0,
-                 cond_size: int = 16, conditioned_stem: bool = False, **kwargs):
+                 cond_size: int = 16, conditioned_stem: bool = False,
+                 region_coordinates: bool = False, **kwargs):
         super().__init__(**kwargs)
         channels = _block_channels(image_size)
         block_sizes = [STEM_SIZE * 2 ** (i + 1) for i in range(len(channels))]
@@ -87,6 +92,7 @@ class Generator(keras.Model):
         self.attention_sharpness = attention_sharpness
         self.cond_size = cond_size
         self.conditioned_stem = bool(conditioned_stem)
+        self.region_coordinates = bool(region_coordinates)
         self._stem_channels = channels[0] * gf_dim
         num_global_blocks = block_sizes.index(cond_size) + 1
         layer_args = dict(kernel_initializer="glorot_normal", dtype=self.dtype_policy)
@@ -156,7 +162,8 @@ class Generator(keras.Model):
         shape_checks.assert_shape(x, [None, size, size, None], "Generator features at cond_size")
 
         # 4. Word-region attention → spatial condition.
-        regions = self.region_projection(x)  # [B, cond, cond, D]
+        query_input = coordinates.with_coordinates(x) if self.region_coordinates else x
+        regions = self.region_projection(query_input)  # [B, cond, cond, D]
         regions = ops.reshape(regions, (-1, size * size, self.embedding_dim))  # [B, R, D]
         context, _ = self.word_attention(regions, words, word_mask)  # [B, R, D] float32
         context = ops.reshape(ops.cast(context, self.compute_dtype),
@@ -198,5 +205,6 @@ class Generator(keras.Model):
         config.update(image_size=self.image_size, gf_dim=self.gf_dim, z_dim=self.z_dim,
                       embedding_dim=self.embedding_dim,
                       attention_sharpness=self.attention_sharpness, cond_size=self.cond_size,
-                      conditioned_stem=self.conditioned_stem)
+                      conditioned_stem=self.conditioned_stem,
+                      region_coordinates=self.region_coordinates)
         return config
