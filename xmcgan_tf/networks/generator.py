@@ -5,7 +5,8 @@
        with `conditioned_stem`, Dense(4·4·16gf)(c): the caption sets the coarse layout
     3. GenBlocks (conditional BN from c) up to cond_size × cond_size
     4. regions = Conv1×1(D)(x [+ (row, column) channels]) → [B, R, D];
-       α = softmax over words of γ_G·cos(region, word), padding masked; context = α · normalised words → [B, cond, cond, D];
+       α = softmax over words of γ_G·cos(region, word), padding masked;
+       context = α · normalised words → [B, cond, cond, D];
        spatial condition = concat(context, tile(c))
     5. GenSpatialBlocks (per-pixel BN modulation from the spatial condition) up to S
     6. head: spatial-BN → ReLU → conv3(3) → tanh → (x + 1)/2, images in [0, 1]
