@@ -13,13 +13,13 @@ shapes across.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from benchmarks import shape_probe
 from data_tools import synthetic_scenes
 from xmcgan_tf.data import sentence_embedding
 from xmcgan_tf.models import generator_loading
@@ -61,10 +61,7 @@ def probe(model_dir: str, checkpoint: str | None, text_encoder_dir: str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_dir", required=True, help="training run directory")
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint name, e.g. ckpt-1500 (default: the latest)")
+    parser = shape_probe.run_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--text_encoder_dir", required=True,
                         help="the offline text encoder the dataset was encoded with")
     parser.add_argument("--output", default=None, help="PNG grid of the generated images")

@@ -131,11 +131,17 @@ def markdown(table: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the probes' --model_dir and --checkpoint."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model_dir", required=True, help="training run directory")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint name, e.g. ckpt-1500 (default: the latest)")
+    return parser
+
+
+def main() -> None:
+    parser = run_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", required=True,
                         help="the synthetic dataset the run trained on (its val split)")
     parser.add_argument("--num_samples", type=int, default=300, help="val scenes to probe")
