@@ -170,8 +170,15 @@ def main() -> None:
     parser.add_argument("--embedding_dim", type=int, default=384, help="text dimension D")
     parser.add_argument("--max_tokens", type=int, default=24, help="tokens per caption T")
     parser.add_argument("--matmul_n", type=int, default=2048, help="matmul size n")
+    parser.add_argument("--intra_op_threads", type=int, default=0,
+                        help="threads inside one op (0: TensorFlow's default, all cores)")
+    parser.add_argument("--inter_op_threads", type=int, default=0,
+                        help="ops run side by side (0: TensorFlow's default)")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     args = parser.parse_args()
+    # Thread pools are fixed when TensorFlow first runs an op: set them before anything runs.
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
     # The matmul rate is measured before and after the model (the best counts), so that a
     # machine shared with other work is not under-rated; the load average is reported.
@@ -188,6 +195,8 @@ def main() -> None:
                            "matmul_flops_per_s": peak, "matmul_n": args.matmul_n},
                "config": vars(args), "modes": rows}
     print(f"Machine: {machine.describe()}")
+    print(f"threads: intra-op {args.intra_op_threads or 'default'}, inter-op "
+          f"{args.inter_op_threads or 'default'}")
     print(f"dense matmul ({args.matmul_n}²): {peak / 1e9:.1f} GFLOP/s")
     for row in rows:
         row["utilisation"] = row["model_flops_per_s"] / peak
