@@ -10,9 +10,8 @@ colours, places and sizes; the caption still names the original shapes), and, as
 reference, the real image with another scene's caption; and, for the scenes whose caption names
 a place and that have an object off the centre column, the real image mirrored left-right (every
 shape is left-right symmetric, so only the places named left and right are contradicted). It
-prints, for each counterfactual,
-the mean projection logit and how often D prefers the true image over it, by the logit and by
-the cosine of L_sent (x_pool against e). A D that checks shapes prefers the true image nearly
+prints, for each counterfactual, the mean projection logit and how often D prefers the true
+image over it, by the logit and by the cosine of L_sent (x_pool against e). A D that checks shapes prefers the true image nearly
 always; 0.5 is a D blind to them (ties count as not preferred). The generator learns the
 shapes only from what D checks: L_G's hinge term and L_sent(fake) use these same outputs.
 """
@@ -96,26 +95,22 @@ def probe(model_dir: str, checkpoint: str, data_dir: str, num_samples: int,
             scores[name].append(_scores(discriminator, images, sentences))
     logits = {k: np.concatenate([s[0] for s in v]) for k, v in scores.items()}
     cosines = {k: np.concatenate([s[1] for s in v]) for k, v in scores.items()}
-    name = MIRROR_CASE
-    logits[name] = np.concatenate([s[0] for s in mirrored])
-    cosines[name] = np.concatenate([s[1] for s in mirrored])
-    subset = np.concatenate(mirror_subset)
-    scores[name] = mirrored
     table = {}
     for name in scores:
-        if name == MIRROR_CASE:
-            table[name] = {"logit": float(logits[name][subset].mean()),
-                           "prefers_true_by_logit": float(np.mean(
-                               logits["true image"][subset] > logits[name][subset])),
-                           "prefers_true_by_cosine": float(np.mean(
-                               cosines["true image"][subset] > cosines[name][subset]))}
-            continue
         table[name] = {"logit": float(logits[name].mean())}
         if name != "true image":
             table[name]["prefers_true_by_logit"] = float(
                 np.mean(logits["true image"] > logits[name]))
             table[name]["prefers_true_by_cosine"] = float(
                 np.mean(cosines["true image"] > cosines[name]))
+    # The mirror row covers only the scenes it contradicts (its mean logit too).
+    subset = np.concatenate(mirror_subset)
+    mirror_logits = np.concatenate([s[0] for s in mirrored])[subset]
+    mirror_cosines = np.concatenate([s[1] for s in mirrored])[subset]
+    table[MIRROR_CASE] = {
+        "logit": float(mirror_logits.mean()),
+        "prefers_true_by_logit": float(np.mean(logits["true image"][subset] > mirror_logits)),
+        "prefers_true_by_cosine": float(np.mean(cosines["true image"][subset] > mirror_cosines))}
     return table
 
 
