@@ -13,7 +13,8 @@ shape is left-right symmetric, so only the places named left and right are contr
 prints, for each counterfactual, the mean projection logit and how often D prefers the true
 image over it, by the logit and by the cosine of L_sent (x_pool against e). A D that checks
 shapes (places) prefers the true image nearly always; 0.5 is a D blind to them (ties count as
-not preferred). The generator learns shapes and places only from what D checks: L_G's hinge term and L_sent(fake) use these same outputs.
+not preferred). The generator learns shapes and places only from what D checks: L_G's hinge
+term and L_sent(fake) use these same outputs.
 """
 
 from __future__ import annotations
