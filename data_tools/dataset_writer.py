@@ -88,6 +88,9 @@ class Item:
       objects: per-object ground truth, field in `schema.OBJECT_FIELDS` -> one int per object.
       states_position: one 0/1 per caption (aligned with `captions`).
       states_size: one 0/1 per caption (aligned with `captions`).
+      counterfactual_captions: optional false captions, one per caption (aligned with
+        `captions`), each differing from its caption in one attribute; embedded with the
+        captions and written as `caption/counterfactual_*`.
       crop_box: optional (left, top, right, bottom) pixel box the image is cropped to.
     """
 
@@ -100,6 +103,7 @@ class Item:
     objects: Mapping[str, Sequence[int]] | None = None
     states_position: Sequence[int] | None = None
     states_size: Sequence[int] | None = None
+    counterfactual_captions: Sequence[str] | None = None
     crop_box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self):
@@ -109,7 +113,7 @@ class Item:
         if isinstance(self.captions, str):
             raise ValueError(f"item {self.filename!r}: captions must be a sequence of strings, "
                              "not one string")
-        for name in ("states_position", "states_size"):
+        for name in ("states_position", "states_size", "counterfactual_captions"):
             values = getattr(self, name)
             if values is not None and len(values) != len(self.captions):
                 raise ValueError(f"item {self.filename!r}: {len(values)} {name} values for "
@@ -226,6 +230,7 @@ class _Ready:
     captions: list[str]
     states_position: list[int] | None
     states_size: list[int] | None
+    counterfactuals: list[str] | None
 
 
 def _prepare(item: Item) -> tuple[_Ready | None, list[Problem]]:
@@ -260,7 +265,10 @@ def _prepare(item: Item) -> tuple[_Ready | None, list[Problem]]:
     return _Ready(item=item, image=image,
                   captions=[" ".join(str(item.captions[i]).split()) for i in keep],
                   states_position=select(item.states_position),
-                  states_size=select(item.states_size)), problems
+                  states_size=select(item.states_size),
+                  counterfactuals=None if item.counterfactual_captions is None else
+                  [" ".join(str(item.counterfactual_captions[i]).split()) for i in keep]
+                  ), problems
 
 
 class _ShardWriter:
@@ -280,7 +288,7 @@ class _ShardWriter:
     def add(self, ready: _Ready) -> int:
         """Queues one image; returns the number of records written by this call."""
         self._pending.append(ready)
-        self._pending_captions += len(ready.captions)
+        self._pending_captions += len(ready.captions) * (2 if ready.counterfactuals else 1)
         if self._pending_captions >= self._caption_batch_size:
             return self.flush()
         return 0
@@ -289,7 +297,7 @@ class _ShardWriter:
         """Embeds the queued captions and writes their records; returns how many."""
         if not self._pending:
             return 0
-        captions = [c for r in self._pending for c in r.captions]
+        captions = [c for r in self._pending for c in r.captions + (r.counterfactuals or [])]
         embeddings, num_tokens = self._embed_fn(captions)
         embeddings = np.asarray(embeddings, np.float32)
         num_tokens = np.asarray(num_tokens)
@@ -307,14 +315,21 @@ class _ShardWriter:
         offset = 0
         for r in self._pending:
             s = len(r.captions)
+            counterfactual = {}
+            if r.counterfactuals:
+                rows = slice(offset + s, offset + 2 * s)
+                counterfactual = dict(counterfactual_captions=r.counterfactuals,
+                                      counterfactual_embeddings=embeddings[rows],
+                                      counterfactual_num_tokens=num_tokens[rows].tolist())
             example = schema.make_example(
                 image=r.image.data, filename=r.item.filename, captions=r.captions,
                 embeddings=embeddings[offset:offset + s],
                 num_tokens=num_tokens[offset:offset + s].tolist(), label=r.item.label,
                 labels=r.item.labels, objects=r.item.objects,
-                states_position=r.states_position, states_size=r.states_size)
+                states_position=r.states_position, states_size=r.states_size,
+                **counterfactual)
             self._writer.write(example.SerializeToString())
-            offset += s
+            offset += 2 * s if r.counterfactuals else s
             self.max_captions = max(self.max_captions, s)
         written = len(self._pending)
         self.records += written

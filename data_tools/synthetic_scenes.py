@@ -23,6 +23,7 @@ Command line (writes TFRecords, or a COCO-format folder for the COCO converter):
 from __future__ import annotations
 
 import collections.abc
+import copy
 import dataclasses
 import functools
 import os
@@ -123,6 +124,8 @@ class Scene:
       boxes: per object [x, y, width, height] float pixels of the drawn shape (COCO bbox).
       areas: per object drawn area in pixels (anti-aliased coverage).
       background: index of the background colour.
+      counterfactuals: per caption, a false caption differing from it in one attribute
+        (`counterfactual_captions`).
     """
 
     image: np.ndarray
@@ -134,6 +137,7 @@ class Scene:
     boxes: list[list[float]]
     areas: list[float]
     background: int
+    counterfactuals: list[str]
 
 
 def class_id(shape: int, color: int) -> int:
@@ -170,6 +174,13 @@ class _Dice:
 
     def pick(self, options: Sequence):
         return options[self.below(len(options))]
+
+    def copy(self) -> "_Dice":
+        """A dice that makes the same draws from here on, leaving this one as it is."""
+        twin = _Dice.__new__(_Dice)
+        twin._rng = np.random.Generator(copy.deepcopy(self._rng.bit_generator))
+        twin._values, twin._next = self._values, self._next  # the pool is replaced, not changed
+        return twin
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,24 +416,94 @@ def _two_object_caption(dice: _Dice, objects: list[dict], with_size: bool) -> tu
     return f"{np_a} is {relation} {np_b}", 0
 
 
-def _captions(dice: _Dice, objects: list[dict],
-              background: str) -> tuple[list[str], list[int], list[int]]:
-    """CAPTIONS_PER_IMAGE distinct captions with their states_position / states_size flags."""
-    captions, states_position, states_size = [], [], []
+def _caption(dice: _Dice, objects: list[dict], background: str) -> tuple[str, int, int]:
+    """One caption draw: (text, states_position, states_size)."""
+    with_size = dice.uniform() < _STATE_SIZE_PROBABILITY
+    if len(objects) == 1:
+        text, position = _one_object_caption(dice, objects[0], with_size, background)
+    else:
+        text, position = _two_object_caption(dice, objects, with_size)
+    return text, position, int(with_size)
+
+
+def _captions(dice: _Dice, objects: list[dict], background: str
+              ) -> tuple[list[str], list[int], list[int], list[_Dice]]:
+    """CAPTIONS_PER_IMAGE distinct captions with their states_position / states_size flags,
+    and a copy of the dice as each caption's draw began (to draw it again for other objects)."""
+    captions, states_position, states_size, starts = [], [], [], []
     for _ in range(20 * CAPTIONS_PER_IMAGE):
-        with_size = dice.uniform() < _STATE_SIZE_PROBABILITY
-        if len(objects) == 1:
-            text, position = _one_object_caption(dice, objects[0], with_size, background)
-        else:
-            text, position = _two_object_caption(dice, objects, with_size)
+        start = dice.copy()
+        text, position, with_size = _caption(dice, objects, background)
         if text in captions:
             continue
         captions.append(text)
         states_position.append(position)
-        states_size.append(int(with_size))
+        states_size.append(with_size)
+        starts.append(start)
         if len(captions) == CAPTIONS_PER_IMAGE:
-            return captions, states_position, states_size
+            return captions, states_position, states_size, starts
     raise RuntimeError(f"could not make {CAPTIONS_PER_IMAGE} distinct captions for {objects}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Counterfactual captions: each caption drawn again for a scene with one attribute changed.
+
+COUNTERFACTUAL_KINDS = ("shape", "color", "size", "place")
+# Third element of the (seed, index, stream) key of a scene's counterfactual draws, apart from
+# the scene's own (seed, index) stream so that the scenes stay as they are.
+_COUNTERFACTUAL_STREAM = 1
+
+
+def _changed_objects(rng: np.random.Generator, objects: list[dict], kind: str) -> list[dict]:
+    """A copy of `objects` with one attribute of one object changed ("shape", "color",
+    "size"), or, for "place", the layout mirrored left-right (top-bottom when every object is
+    in the centre column; a lone object in the centre cell moves to another cell)."""
+    changed = [dict(o) for o in objects]
+    if kind == "place":
+        if any(o["col"] != 1 for o in changed):
+            for o in changed:
+                o["col"] = GRID - 1 - o["col"]
+        elif any(o["row"] != 1 for o in changed):
+            for o in changed:
+                o["row"] = GRID - 1 - o["row"]
+        else:
+            cell = GRID * GRID // 2
+            cell = (cell + int(rng.integers(1, GRID * GRID))) % (GRID * GRID)
+            changed[0]["row"], changed[0]["col"] = divmod(cell, GRID)
+        return changed
+    count = {"shape": len(SHAPES), "color": len(COLORS), "size": len(SIZES)}[kind]
+    target = changed[int(rng.integers(len(changed)))]
+    target[kind] = (target[kind] + int(rng.integers(1, count))) % count
+    return changed
+
+
+def counterfactual_captions(seed: int, index: int, objects: list[dict], captions: list[str],
+                            starts: list[_Dice], background: str) -> list[str]:
+    """One false caption per caption: the same template and words drawn again for the scene
+    with one attribute changed (a shape, a colour, a size or the places, the kind drawn at
+    random among those that change the caption's text), e.g. "a red circle in the top left"
+    -> "a red star in the top left" or "a red circle in the top right".
+
+    Args:
+      seed, index: the scene's key; the draws use their own stream.
+      objects: the scene's objects.
+      captions: its captions.
+      starts: per caption, the dice as its draw began (`_captions`).
+      background: the background's name.
+
+    Returns:
+      len(captions) strings, each different from its caption.
+    """
+    rng = np.random.default_rng([seed, index, _COUNTERFACTUAL_STREAM])
+    out = []
+    for caption, start in zip(captions, starts):
+        for kind in rng.permutation(COUNTERFACTUAL_KINDS):
+            text, _, _ = _caption(start.copy(), _changed_objects(rng, objects, kind),
+                                  background)
+            if text != caption:
+                break
+        out.append(text)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,13 +555,15 @@ def make_scene(seed: int, index: int, image_size: int = 64,
         box, area = _draw(image, drawn, rgb, cx, cy, radius)
         boxes.append(box)
         areas.append(area)
-    captions, states_position, states_size = _captions(dice, objects,
-                                                       _BACKGROUNDS[background][0])
+    background_name = _BACKGROUNDS[background][0]
+    captions, states_position, states_size, starts = _captions(dice, objects, background_name)
     np.clip(image, 0, 255, out=image)
     return Scene(image=image.astype(np.uint8), captions=captions, objects=objects,
                  label=class_id(objects[0]["shape"], objects[0]["color"]),
                  states_position=states_position, states_size=states_size, boxes=boxes,
-                 areas=areas, background=background)
+                 areas=areas, background=background,
+                 counterfactuals=counterfactual_captions(seed, index, objects, captions, starts,
+                                                         background_name))
 
 
 def scene_filename(split: str, index: int) -> str:
@@ -491,10 +574,12 @@ def scene_filename(split: str, index: int) -> str:
 class SceneItems(collections.abc.Sequence):
     """The scenes of one split as lazily rendered `dataset_writer.Item`s."""
 
-    def __init__(self, split: str, num: int, *, seed: int, image_size: int):
+    def __init__(self, split: str, num: int, *, seed: int, image_size: int,
+                 counterfactuals: bool = False):
         if split not in SPLIT_INDEX_OFFSET:
             raise ValueError(f"unknown split {split!r}; expected one of {list(SPLIT_INDEX_OFFSET)}")
         self.split, self.num, self.seed, self.image_size = split, num, seed, image_size
+        self.counterfactuals = counterfactuals
 
     def __len__(self) -> int:
         return self.num
@@ -510,19 +595,24 @@ class SceneItems(collections.abc.Sequence):
             image_bytes=image_io.encode_png(scene.image), label=scene.label,
             labels=sorted({class_id(o["shape"], o["color"]) for o in scene.objects}),
             objects={f: [o[f] for o in scene.objects] for f in schema.OBJECT_FIELDS},
-            states_position=scene.states_position, states_size=scene.states_size)
+            states_position=scene.states_position, states_size=scene.states_size,
+            counterfactual_captions=scene.counterfactuals if self.counterfactuals else None)
 
 
-def dataset_extra(seed: int) -> dict:
+def dataset_extra(seed: int, counterfactuals: bool = False) -> dict:
     """`dataset_info.extra` of a synthetic dataset."""
-    return {"shapes": list(SHAPES), "colors": list(COLORS), "sizes": list(SIZES), "grid": GRID,
-            "rows": list(ROWS), "cols": list(COLS), "seed": seed,
-            "captions_per_image": CAPTIONS_PER_IMAGE}
+    extra = {"shapes": list(SHAPES), "colors": list(COLORS), "sizes": list(SIZES), "grid": GRID,
+             "rows": list(ROWS), "cols": list(COLS), "seed": seed,
+             "captions_per_image": CAPTIONS_PER_IMAGE}
+    if counterfactuals:
+        extra[schema.HAS_COUNTERFACTUALS] = True
+    return extra
 
 
 def generate_tfrecords(output_dir: str, *, num_train: int, num_val: int, image_size: int,
                        seed: int, embed_fn: dataset_writer.EmbedFn, num_shards: int,
-                       text_encoder_handles: dict, **writer_kwargs) -> dataset_writer.WriteSummary:
+                       text_encoder_handles: dict, counterfactuals: bool = False,
+                       **writer_kwargs) -> dataset_writer.WriteSummary:
     """Writes train/val TFRecord shards and dataset_info.json (source "synthetic").
 
     Args:
@@ -535,18 +625,22 @@ def generate_tfrecords(output_dir: str, *, num_train: int, num_val: int, image_s
       num_shards: shards per split.
       text_encoder_handles: {"preprocessor": handle, "encoder": handle} recorded in
         dataset_info.
+      counterfactuals: also embed and write each caption's counterfactual (`Scene.
+        counterfactuals`; twice the text-encoder work and record size).
       **writer_kwargs: further dataset_writer.write_dataset arguments.
 
     Returns:
       dataset_writer.WriteSummary.
     """
-    splits = {name: SceneItems(name, n, seed=seed, image_size=image_size)
+    splits = {name: SceneItems(name, n, seed=seed, image_size=image_size,
+                               counterfactuals=counterfactuals)
               for name, n in (("train", num_train), ("val", num_val)) if n > 0}
     settings = dict(writer_kwargs.pop("settings", None) or {}, seed=seed, image_size=image_size)
     return dataset_writer.write_dataset(
         output_dir, splits, embed_fn=embed_fn, num_shards=num_shards, source="synthetic",
         text_encoder_handles=text_encoder_handles, label_vocabulary=CLASS_NAMES,
-        image_size=[image_size, image_size], extra=dataset_extra(seed), settings=settings,
+        image_size=[image_size, image_size], extra=dataset_extra(seed, counterfactuals),
+        settings=settings,
         **writer_kwargs)
 
 
@@ -628,6 +722,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "tfrecord: embed the captions and write shards + dataset_info.json; "
                       "coco: write a COCO-format folder (images/, annotations/) for "
                       "data_tools.coco_to_tfrecord (no text encoder needed).", flag_values=fv)
+    flags.DEFINE_boolean("counterfactual_captions", False,
+                         "Also write, for every caption, a false caption that differs from it "
+                         "in one attribute (a shape, colour, size or the places): the negatives "
+                         "of train_config.DataConfig.counterfactual_captions. Doubles the "
+                         "text-encoder time and the record size.", flag_values=fv)
 
 
 def run(flag_values: flags.FlagValues,
@@ -645,7 +744,8 @@ def run(flag_values: flags.FlagValues,
     kwargs = dataset_writer.writer_kwargs_from_flags(fv)
     return generate_tfrecords(fv.output_dir, num_train=fv.num_train, num_val=fv.num_val,
                               image_size=fv.image_size, seed=fv.seed,
-                              embed_fn=make_embed_fn(fv), **kwargs)
+                              embed_fn=make_embed_fn(fv),
+                              counterfactuals=fv.counterfactual_captions, **kwargs)
 
 
 def entry_point() -> None:

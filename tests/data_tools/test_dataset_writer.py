@@ -131,6 +131,26 @@ def test_objects_and_caption_states_are_stored(tmp_path):
     assert summary.splits["train"].files(dataset_writer.EMPTY_CAPTION) == ["s.png"]
 
 
+def test_counterfactual_captions_are_embedded_and_stored_beside_their_captions(tmp_path):
+    item = dataset_writer.Item(
+        filename="s.png", captions=["a red circle", "", "a big red circle"], image_bytes=png(9),
+        counterfactual_captions=["a red star", "a blue circle", "a small red circle"])
+    write(tmp_path, {"train": [item]})
+    path = schema.list_shards(str(tmp_path), "train")[0]
+    (raw,) = list(tf.data.TFRecordDataset(path))
+    rec = schema.parse_example(raw, max_tokens=T, embedding_dim=D, with_counterfactuals=True)
+    # The empty caption's counterfactual is dropped with it; each is embedded as a caption.
+    assert [c.decode() for c in rec["counterfactual_captions"].numpy()] == [
+        "a red star", "a small red circle"]
+    want = [fake_vectors(c) for c in ("a red star", "a small red circle")]
+    np.testing.assert_array_equal(rec["counterfactual_embeddings"].numpy(),
+                                  np.stack([v for v, _ in want]))
+    assert list(rec["counterfactual_num_tokens"].numpy()) == [n for _, n in want]
+    with pytest.raises(ValueError, match="2 counterfactual_captions values for 1 captions"):
+        dataset_writer.Item(filename="x", captions=["c"], image_bytes=b"",
+                            counterfactual_captions=["d", "e"])
+
+
 def test_resume_rewrites_only_missing_shards(tmp_path):
     items = {"train": make_items(9)}
     write(tmp_path, items)

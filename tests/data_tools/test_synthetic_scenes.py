@@ -284,3 +284,127 @@ def test_help_lists_the_flags():
                  "--text_preprocessor", "--max_tokens", "--num_shards", "--seed",
                  "--image_size", "--[no]overwrite"):
         assert flag in text
+
+
+# Words a counterfactual may change: attribute words, and the articles and prepositions of the
+# position phrases around them ("in the center" -> "at the top left").
+_ATTRIBUTE_WORDS = (
+    {w for c in ss.COLORS for p in ss.COLOR_WORDS[c] for w in re.split(r"[ -]", p)}
+    | {w for s in ss.SHAPES for p in ss.SHAPE_WORDS[s] for w in re.split(r"[ -]", p)}
+    | {w for s in ss.SIZES for w in ss.SIZE_WORDS[s]} | POSITION_WORDS
+    | {"above", "over", "higher", "than", "below", "under", "beneath"})
+_FRAME_WORDS = {"a", "an", "the", "in", "at", "on", "near", "of", "to", "corner", "side", "edge",
+                "part", "image", "picture", "size"}
+
+
+def _words(text: str) -> list[str]:
+    return re.split(r"[ -]+", text.replace(",", ""))
+
+
+def test_counterfactual_captions_differ_from_their_caption_in_attribute_words_only(scenes):
+    import difflib
+    kinds = set()
+    for s in scenes:
+        assert len(s.counterfactuals) == len(s.captions)
+        for caption, counterfactual in zip(s.captions, s.counterfactuals):
+            assert counterfactual != caption
+            old, new = _words(caption), _words(counterfactual)
+            changed_old, changed_new = [], []
+            for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new).get_opcodes():
+                if op != "equal":
+                    changed_old += old[i1:i2]
+                    changed_new += new[j1:j2]
+            changed = set(changed_old) | set(changed_new)
+            assert changed & _ATTRIBUTE_WORDS, (caption, counterfactual)
+            assert changed <= _ATTRIBUTE_WORDS | _FRAME_WORDS, (caption, counterfactual)
+            for kind, vocabulary in (
+                    ("color", {w for c in ss.COLORS for p in ss.COLOR_WORDS[c]
+                               for w in re.split(r"[ -]", p)}),
+                    ("shape", {w for s_ in ss.SHAPES for p in ss.SHAPE_WORDS[s_]
+                               for w in re.split(r"[ -]", p)} - {"shape"}),
+                    ("size", {w for z in ss.SIZES for w in ss.SIZE_WORDS[z]})):
+                if set(changed_new) & vocabulary:
+                    kinds.add(kind)
+            if set(changed_new) & (POSITION_WORDS | {"above", "over", "below", "under"}):
+                kinds.add("place")
+    assert kinds == set(ss.COUNTERFACTUAL_KINDS)
+
+
+def test_counterfactual_of_a_lone_object_names_another_place_shape_colour_or_size():
+    checked = 0
+    for i in range(100):
+        s = ss.make_scene(2, i, 32)
+        if len(s.objects) != 1:
+            continue
+        o = s.objects[0]
+        truth = {"color": ss.COLOR_WORDS[ss.COLORS[o["color"]]],
+                 "shape": ss.SHAPE_WORDS[ss.SHAPES[o["shape"]]],
+                 "size": ss.SIZE_WORDS[ss.SIZES[o["size"]]]}
+        for caption, counterfactual, with_size, with_position in zip(
+                s.captions, s.counterfactuals, s.states_size, s.states_position):
+            wrong = [name for name, words in truth.items()
+                     if (name != "size" or with_size) and not mentions(counterfactual, words)]
+            if with_position and not wrong:
+                # Only the place changed: other position words, or the same in another order
+                # ("right in the middle" -> "in the middle right").
+                places = [[w for w in _words(text) if w in POSITION_WORDS]
+                          for text in (caption, counterfactual)]
+                wrong = ["place"] if places[0] != places[1] else []
+            assert len(wrong) >= 1, (caption, counterfactual, o)
+            checked += 1
+    assert checked > 100
+
+
+def _text_embed(captions):
+    """A fake encoder whose output is a function of the whole caption: [N, T, D], [N]."""
+    import zlib
+    embeddings = np.stack([np.random.default_rng(zlib.crc32(c.encode())).normal(size=[T, D])
+                           for c in captions]).astype(np.float32)
+    return embeddings, np.full([len(captions)], 3, np.int32)
+
+
+def test_tfrecords_with_counterfactuals_and_the_pipeline_reads_them(tmp_path):
+    from xmcgan_tf.data import input_pipeline
+    from xmcgan_tf.data import sentence_embedding
+
+    ss.generate_tfrecords(str(tmp_path), num_train=8, num_val=0, image_size=32, seed=5,
+                          embed_fn=_text_embed, num_shards=2, counterfactuals=True,
+                          text_encoder_handles={"preprocessor": "p", "encoder": "e"},
+                          progress=False, log=None)
+    info = schema.read_dataset_info(str(tmp_path))
+    assert info.extra[schema.HAS_COUNTERFACTUALS] is True
+    scenes = [ss.make_scene(5, i, 32) for i in range(8)]
+    records = [schema.parse_example(r, max_tokens=T, embedding_dim=D, with_counterfactuals=True)
+               for p in schema.list_shards(str(tmp_path), "train")
+               for r in tf.data.TFRecordDataset(p)]
+    for rec, scene in zip(records, scenes):
+        assert [c.decode() for c in rec["captions"].numpy()] == scene.captions
+        assert [c.decode() for c in rec["counterfactual_captions"].numpy()] == \
+            scene.counterfactuals
+        np.testing.assert_array_equal(rec["counterfactual_embeddings"].numpy(),
+                                      _text_embed(scene.counterfactuals)[0])
+        np.testing.assert_array_equal(rec["embeddings"].numpy(), _text_embed(scene.captions)[0])
+
+    counterfactual_of = {c: f for s in scenes for c, f in zip(s.captions, s.counterfactuals)}
+    dataset = input_pipeline.make_dataset(str(tmp_path), "train", batch_size=4, training=True,
+                                          max_tokens=T, embedding_dim=D, image_size=32,
+                                          counterfactuals=True, random_flip=False)
+    for batch in dataset.take(4):
+        for caption, got in zip(batch["caption"].numpy(),
+                                batch[input_pipeline.COUNTERFACTUAL_SENTENCE].numpy()):
+            words = _text_embed([counterfactual_of[caption.decode()]])[0]
+            want = sentence_embedding.sentence_embedding(tf.constant(words[0]), 3, "official")
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_pipeline_refuses_counterfactuals_a_dataset_lacks(tmp_path):
+    from xmcgan_tf.data import input_pipeline
+
+    ss.generate_tfrecords(str(tmp_path), num_train=4, num_val=0, image_size=32, seed=5,
+                          embed_fn=fake_embed, num_shards=1,
+                          text_encoder_handles={"preprocessor": "p", "encoder": "e"},
+                          progress=False, log=None)
+    with pytest.raises(schema.DatasetError, match="no counterfactual captions"):
+        input_pipeline.make_dataset(str(tmp_path), "train", batch_size=2, training=True,
+                                    max_tokens=T, embedding_dim=D, image_size=32,
+                                    counterfactuals=True)

@@ -86,3 +86,28 @@ class HardestMismatchTest(tf.test.TestCase):
         expected = psi + (features * bank[hardest]).sum(-1)
         self.assertAllClose(adversarial.hardest_mismatch_logits(logits, features, own, bank),
                             expected, rtol=1e-5)
+
+
+class CounterfactualLogitsTest(tf.test.TestCase):
+
+    def test_hand_computed_case(self):
+        # ψ = logit − φ·e(own): image 0: 3 − 1 = 2, image 1: 0 − 2 = −2.
+        logits = np.array([3.0, 0.0], np.float32)
+        features = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
+        own = np.array([[1.0, 5.0], [7.0, 1.0]], np.float32)
+        counterfactual = np.array([[-4.0, 9.0], [1.0, 0.5]], np.float32)
+        # φ·e(s'): image 0 → −4, image 1 → 1.
+        got = adversarial.counterfactual_logits(logits, features, own, counterfactual)
+        self.assertAllClose(got, [2.0 - 4.0, -2.0 + 1.0])
+        self.assertAllClose(adversarial.mismatch_hinge_loss(got), (0.0 + 0.0) / 2)
+
+    def test_matches_the_projection_logit_of_the_counterfactual_caption(self):
+        rng = np.random.default_rng(4)
+        features = rng.normal(size=[5, 6]).astype(np.float32)
+        psi = rng.normal(size=[5]).astype(np.float32)
+        own = rng.normal(size=[5, 6]).astype(np.float32)
+        counterfactual = rng.normal(size=[5, 6]).astype(np.float32)
+        logits = psi + (features * own).sum(-1)
+        self.assertAllClose(
+            adversarial.counterfactual_logits(logits, features, own, counterfactual),
+            psi + (features * counterfactual).sum(-1), rtol=1e-5)

@@ -370,3 +370,72 @@ def test_mismatch_term_scores_real_images_with_their_hardest_bank_caption_as_fak
         + 2.0 * terms["loss/d_word"].numpy(), rel=1e-4)
     with pytest.raises(ValueError, match="caption bank"):
         xmcgan.XMCGAN(generator, discriminator, max_tokens=T, mismatch_weight=1.0)
+
+
+def test_counterfactual_term_scores_real_images_with_their_counterfactual_captions_as_fakes():
+    generator, discriminator = _networks()
+    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, counterfactual_weight=0.5,
+                        **WEIGHTS)
+    assert "loss/d_counterfactual" in gan._reported_names()
+    rng = np.random.default_rng(9)
+    counterfactual = tf.constant(rng.normal(size=[B, D]), tf.float32)
+    batch = {**_batch(5), "counterfactual_sentence": counterfactual}
+    branch = xmcgan.single_branch(batch)[0]
+    out = gan._discriminate(branch, batch["image"], training=False)
+    assert out.real.negative_projection.shape[0] == 0  # no caption bank
+    total, terms = gan.discriminator_loss([out])
+    # The discriminator itself, run on the real images with the counterfactual captions.
+    direct = discriminator(batch["image"], counterfactual, training=False).logits.numpy()
+    want = np.maximum(0.0, 1.0 + direct).mean()
+    assert terms["loss/d_counterfactual"].numpy() == pytest.approx(want, rel=1e-4, abs=1e-5)
+    assert total.numpy() - 0.5 * want == pytest.approx(
+        terms["loss/d_hinge"].numpy() + 0.5 * terms["loss/d_sentence"].numpy()
+        + 2.0 * terms["loss/d_word"].numpy(), rel=1e-4)
+    with pytest.raises(ValueError, match="counterfactual captions in the batch"):
+        gan.discriminator_loss([gan._discriminate(xmcgan.single_branch(_batch(5))[0],
+                                                  batch["image"], training=False)])
+
+
+def test_counterfactual_captions_follow_the_caption_bank_in_one_projection():
+    generator, discriminator = _networks()
+    rng = np.random.default_rng(10)
+    bank = rng.normal(size=[3, D]).astype(np.float32)
+    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, negative_sentences=bank,
+                        negative_image_keys=np.arange(3, dtype=np.int64),
+                        counterfactual_weight=1.0, **WEIGHTS)
+    counterfactual = tf.constant(rng.normal(size=[B, D]), tf.float32)
+    batch = {**_batch(6), "counterfactual_sentence": counterfactual}
+    out = gan._discriminate(xmcgan.single_branch(batch)[0], batch["image"], training=False)
+    projection = discriminator.sentence_projection
+    assert out.real.negative_projection.shape == (3, out.real.global_features.shape[1])
+    np.testing.assert_allclose(out.real.negative_projection,
+                               projection(tf.constant(bank), training=False), rtol=1e-5)
+    np.testing.assert_allclose(out.counterfactual_projection,
+                               projection(counterfactual, training=False), rtol=1e-5)
+
+
+def test_counterfactual_negatives_join_every_image_to_text_row_of_l_sent():
+    generator, discriminator = _networks()
+    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, counterfactual_weight=1.0,
+                        counterfactual_negatives=True, **WEIGHTS)
+    rng = np.random.default_rng(11)
+    batch = {**_batch(7), "counterfactual_sentence": tf.constant(rng.normal(size=[B, D]),
+                                                                 tf.float32)}
+    out = _outputs(7, batch)._replace(
+        counterfactual_projection=tf.constant(rng.normal(size=[B, 6]), tf.float32))
+    _, d_terms = gan.discriminator_loss([out])
+    _, g_terms = gan.generator_loss([out])
+    for side, terms, name in ((out.real, d_terms, "loss/d_sentence"),
+                              (out.fake, g_terms, "loss/g_sentence")):
+        a = side.global_features.numpy()
+        b = np.concatenate([side.sentence_projection.numpy(),
+                            out.counterfactual_projection.numpy()])
+        a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+        b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+        logits = a @ b.T / 0.1  # [B, 2B]: the batch's captions, then its counterfactuals
+        rows = -np.mean([logits[n, n] - np.log(np.exp(logits[n]).sum()) for n in range(B)])
+        columns = -np.mean([logits[n, n] - np.log(np.exp(logits[:, n]).sum())
+                            for n in range(B)])
+        assert terms[name].numpy() == pytest.approx(rows + columns, rel=1e-5)
+    with pytest.raises(ValueError, match="needs counterfactual_weight"):
+        xmcgan.XMCGAN(generator, discriminator, max_tokens=T, counterfactual_negatives=True)

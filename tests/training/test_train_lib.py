@@ -49,11 +49,12 @@ def _model_fn(generator, discriminator, **kwargs):
 
 
 def _train(model_dir, data_dir, gf_dim=4, batch_size=4, num_steps=10, negative_captions=0,
-           **kwargs):
+           counterfactual_captions=False, **kwargs):
     return train_lib.train(
         model_dir=model_dir,
         data=train_config.DataConfig(data_dir=data_dir, max_tokens=T,
-                                     negative_captions=negative_captions),
+                                     negative_captions=negative_captions,
+                                     counterfactual_captions=counterfactual_captions),
         schedule=train_config.ScheduleConfig(num_steps=num_steps, batch_size=batch_size,
                                              log_every=1, checkpoint_every=2, sample_every=2,
                                              num_samples=3),
@@ -234,3 +235,27 @@ def test_negative_captions_give_the_model_a_caption_bank_of_the_training_split(t
         data_dir, "train", size=8, seed=0, max_tokens=T, embedding_dim=D)
     np.testing.assert_allclose(models[0].negative_sentences.numpy(), want_sentences)
     np.testing.assert_array_equal(models[0].negative_image_keys.numpy(), want_keys)
+
+
+def test_counterfactual_captions_train_the_counterfactual_term(tmp_path):
+    from data_tools import synthetic_scenes
+
+    def embed(captions):
+        rng = np.random.default_rng(len(captions))
+        return (rng.normal(size=[len(captions), T, D]).astype(np.float32),
+                np.full([len(captions)], 4, np.int32))
+
+    data_dir = str(tmp_path / "data")
+    synthetic_scenes.generate_tfrecords(
+        data_dir, num_train=8, num_val=4, image_size=64, seed=0, embed_fn=embed, num_shards=2,
+        counterfactuals=True, text_encoder_handles={"preprocessor": "p", "encoder": "e"},
+        progress=False, log=None)
+    model_fn = functools.partial(xmcgan.XMCGAN, counterfactual_weight=1.0)
+    result = _train(str(tmp_path / "run"), data_dir, num_steps=2, model_fn=model_fn,
+                    counterfactual_captions=True)
+    assert result.step == 2
+    assert result.metrics["loss/d_counterfactual"] > 0.0
+    with pytest.raises(ValueError, match="counterfactual_weight > 0 and .* go together"):
+        _train(str(tmp_path / "run2"), data_dir, num_steps=1, model_fn=model_fn)
+    with pytest.raises(ValueError, match="go together"):
+        _train(str(tmp_path / "run3"), data_dir, num_steps=1, counterfactual_captions=True)

@@ -62,6 +62,8 @@ POSITION = "position"
 # Every example's `image_key`: a hash of its encoded image, equal for the captions of one image.
 IMAGE_KEY = "image_key"
 _IMAGE_KEY_BUCKETS = 1 << 62
+# With `counterfactuals`: the sentence embedding [D] of the chosen caption's counterfactual.
+COUNTERFACTUAL_SENTENCE = "counterfactual_sentence"
 
 CORRUPT_SHARD = "corrupt or unreadable TFRecord shard"
 # Bytes around each record in a TFRecord file: length (8), length CRC (4), data CRC (4).
@@ -273,13 +275,14 @@ def caption_bank(data_dir: str, split: str, *, size: int, seed: int, max_tokens:
 
 def _example_fn(*, training: bool, random_flip: bool, max_tokens: int, embedding_dim: int,
                 image_size: int, variant: str, method: str, z_dim: int, keep_labels: bool,
-                key: np.ndarray, seed: int, stream_offset: int):
+                counterfactuals: bool, key: np.ndarray, seed: int, stream_offset: int):
     """The per-record map function (index [] int64, serialized [] string) -> dict."""
     base_key = tf.constant(key, tf.int64)  # [2]
 
     def process(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         example = schema.parse_example(serialized, max_tokens=max_tokens,
-                                       embedding_dim=embedding_dim)
+                                       embedding_dim=embedding_dim,
+                                       with_counterfactuals=counterfactuals)
         flip_key, caption_key, second_key, z_key = tf.unstack(
             tf.random.experimental.stateless_split(
                 tf.random.experimental.stateless_fold_in(base_key, index), num=4))
@@ -308,6 +311,10 @@ def _example_fn(*, training: bool, random_flip: bool, max_tokens: int, embedding
                                        pairing.PARTNER_SUFFIX))
         if keep_labels:
             out["labels"] = example["labels"]
+        if counterfactuals:
+            words = example["counterfactual_embeddings"][first]  # [T, D]
+            out[COUNTERFACTUAL_SENTENCE] = sentence_embedding_lib.sentence_embedding(
+                words, example["counterfactual_num_tokens"][first], method)
         return out
 
     return process
@@ -370,6 +377,7 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
                  sentence_embedding: str = sentence_embedding_lib.OFFICIAL, z_dim: int = 128,
                  seed: int = 0, repeat: int | None = None, shuffle_buffer: int = 256,
                  label_rule: str = pairing.LARGEST_AREA, random_flip: bool = True,
+                 counterfactuals: bool = False,
                  input_context: tf.distribute.InputContext | None = None,
                  start: tuple[int, int] | None = None) -> tf.data.Dataset:
     """Batched examples of one split.
@@ -401,6 +409,9 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
         "label_pairs".
       random_flip: flip training images left-right at random. Turn it off when captions name
         left and right (the synthetic scenes: a flip would contradict the caption).
+      counterfactuals: add `counterfactual_sentence [B, D] float32`, the sentence embedding of
+        the chosen caption's counterfactual (a false caption differing from it in one
+        attribute; the dataset must have them, `schema.HAS_COUNTERFACTUALS`).
       input_context: from `tf.distribute.Strategy.distribute_datasets_from_function`; this
         input pipeline reads shards `input_pipeline_id::num_input_pipelines`. Without it the
         dataset keeps the AUTO auto-shard policy.
@@ -429,6 +440,11 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
     info = dataset_info(data_dir)
     schema.check_compatible(info, max_tokens=max_tokens, embedding_dim=embedding_dim,
                             data_dir=data_dir)
+    if counterfactuals and not info.extra.get(schema.HAS_COUNTERFACTUALS):
+        raise schema.DatasetError(
+            f"{data_dir} has no counterfactual captions; write it with them (data_tools."
+            "synthetic_scenes --counterfactual_captions) or turn them off "
+            "(train_config.DataConfig.counterfactual_captions = False)")
     shards = schema.list_shards(data_dir, split)
     _check_complete(shards, data_dir, split)
     passes = repeat if repeat is not None else (None if training else 1)
@@ -459,7 +475,7 @@ def make_dataset(data_dir: str, split: str, *, batch_size: int, training: bool, 
         embedding_dim=embedding_dim, image_size=image_size, variant=variant,
         method=sentence_embedding, z_dim=z_dim,
         keep_labels=variant == LABEL_PAIRS and label_rule == pairing.ANY_SHARED,
-        key=np.array(key, np.int64), seed=int(seed),
+        counterfactuals=bool(counterfactuals), key=np.array(key, np.int64), seed=int(seed),
         stream_offset=int(pipeline_id) << 32)  # input pipelines draw apart
     shard_paths = tf.constant(shards, tf.string)
     shard_sizes = tf.constant(sizes, tf.int64)

@@ -15,6 +15,9 @@ One `tf.train.Example` per image. Legend: S captions of the image, T tokens per 
 | `objects/<field>`    | int64 list    | synthetic set only: per-object ground truth      |
 | `caption/states_*`   | int64 [S]     | synthetic set only: 1 if caption s states the    |
 |                      |               | absolute position / the size of its objects      |
+| `caption/counterfactual_*` | as `caption/*` | optional (`text`, `embedding`, `num_tokens`): |
+|                      |               | per caption, a false caption one attribute away  |
+|                      |               | (`dataset_info.extra.counterfactual_captions`)   |
 
 This module imports nothing from the rest of `xmcgan_tf`; `data_tools` writes with it and
 `xmcgan_tf.data.input_pipeline` reads with it.
@@ -43,6 +46,11 @@ LABELS = "image/labels"
 OBJECT_PREFIX = "objects/"
 CAPTION_STATES_POSITION = "caption/states_position"
 CAPTION_STATES_SIZE = "caption/states_size"
+COUNTERFACTUAL_TEXT = "caption/counterfactual_text"
+COUNTERFACTUAL_EMBEDDING = "caption/counterfactual_embedding"
+COUNTERFACTUAL_NUM_TOKENS = "caption/counterfactual_num_tokens"
+# `dataset_info.extra` key: true when every record has counterfactual captions.
+HAS_COUNTERFACTUALS = "counterfactual_captions"
 
 # Per-object ground-truth fields of the synthetic set (one int64 per object).
 OBJECT_FIELDS = ("shape", "color", "size", "row", "col")
@@ -177,7 +185,10 @@ def make_example(*, image: bytes, filename: str, captions: Sequence[str],
                  labels: Sequence[int] = (),
                  objects: Mapping[str, Sequence[int]] | None = None,
                  states_position: Sequence[int] | None = None,
-                 states_size: Sequence[int] | None = None) -> tf.train.Example:
+                 states_size: Sequence[int] | None = None,
+                 counterfactual_captions: Sequence[str] | None = None,
+                 counterfactual_embeddings: np.ndarray | None = None,
+                 counterfactual_num_tokens: Sequence[int] | None = None) -> tf.train.Example:
     """Builds one record.
 
     Args:
@@ -192,6 +203,9 @@ def make_example(*, image: bytes, filename: str, captions: Sequence[str],
         int per object.
       states_position: [S] 1 where caption s states its objects' absolute grid position.
       states_size: [S] 1 where caption s states its objects' sizes.
+      counterfactual_captions: optional [S] false captions, one per caption.
+      counterfactual_embeddings: [S, T, D] float32, with `counterfactual_captions`.
+      counterfactual_num_tokens: [S], with `counterfactual_captions`.
 
     Returns:
       The `tf.train.Example`.
@@ -220,10 +234,22 @@ def make_example(*, image: bytes, filename: str, captions: Sequence[str],
         feature[CAPTION_STATES_POSITION] = _int64_list(states_position)
     if states_size is not None:
         feature[CAPTION_STATES_SIZE] = _int64_list(states_size)
+    if counterfactual_captions is not None:
+        counterfactual_embeddings = np.asarray(counterfactual_embeddings, np.float32)
+        if (len(counterfactual_captions) != len(captions)
+                or counterfactual_embeddings.shape != embeddings.shape
+                or len(counterfactual_num_tokens) != len(captions)):
+            raise DatasetError(f"{filename}: {len(counterfactual_captions)} counterfactual "
+                               f"captions with embeddings {counterfactual_embeddings.shape} for "
+                               f"{len(captions)} captions with embeddings {embeddings.shape}")
+        feature[COUNTERFACTUAL_TEXT] = _bytes_list(
+            [c.encode("utf-8") for c in counterfactual_captions])
+        feature[COUNTERFACTUAL_EMBEDDING] = _float_list(counterfactual_embeddings)
+        feature[COUNTERFACTUAL_NUM_TOKENS] = _int64_list(counterfactual_num_tokens)
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def feature_spec(with_objects: bool = False) -> dict:
+def feature_spec(with_objects: bool = False, with_counterfactuals: bool = False) -> dict:
     """`tf.io.parse_single_example` spec; variable-length fields parse as dense 1-D tensors."""
     spec = {
         IMAGE: tf.io.FixedLenFeature([], tf.string),
@@ -239,20 +265,27 @@ def feature_spec(with_objects: bool = False) -> dict:
             spec[OBJECT_PREFIX + name] = tf.io.RaggedFeature(tf.int64)
         spec[CAPTION_STATES_POSITION] = tf.io.RaggedFeature(tf.int64)
         spec[CAPTION_STATES_SIZE] = tf.io.RaggedFeature(tf.int64)
+    if with_counterfactuals:
+        spec[COUNTERFACTUAL_TEXT] = tf.io.RaggedFeature(tf.string)
+        spec[COUNTERFACTUAL_EMBEDDING] = tf.io.RaggedFeature(tf.float32)
+        spec[COUNTERFACTUAL_NUM_TOKENS] = tf.io.RaggedFeature(tf.int64)
     return spec
 
 
 def parse_example(serialized: tf.Tensor, *, max_tokens: int, embedding_dim: int,
-                  with_objects: bool = False) -> dict[str, tf.Tensor]:
+                  with_objects: bool = False,
+                  with_counterfactuals: bool = False) -> dict[str, tf.Tensor]:
     """Parses one serialized record.
 
     Returns:
       dict with `image` (encoded bytes, scalar string), `filename` (scalar string),
       `captions` [S] string, `embeddings` [S, T, D] float32, `num_tokens` [S] int32,
       `label` scalar int64, `labels` [L] int64, and, if asked, `objects/<field>` [K] int64
-      and `states_position`, `states_size` [S] int64 (empty when absent).
+      and `states_position`, `states_size` [S] int64 (empty when absent), and, if asked,
+      `counterfactual_captions` [S] string, `counterfactual_embeddings` [S, T, D] float32 and
+      `counterfactual_num_tokens` [S] int32.
     """
-    f = tf.io.parse_single_example(serialized, feature_spec(with_objects))
+    f = tf.io.parse_single_example(serialized, feature_spec(with_objects, with_counterfactuals))
     embeddings = tf.reshape(f[CAPTION_EMBEDDING], [-1, max_tokens, embedding_dim])
     out = {
         "image": f[IMAGE],
@@ -268,4 +301,9 @@ def parse_example(serialized: tf.Tensor, *, max_tokens: int, embedding_dim: int,
             out[OBJECT_PREFIX + name] = f[OBJECT_PREFIX + name]
         out["states_position"] = f[CAPTION_STATES_POSITION]
         out["states_size"] = f[CAPTION_STATES_SIZE]
+    if with_counterfactuals:
+        out["counterfactual_captions"] = f[COUNTERFACTUAL_TEXT]
+        out["counterfactual_embeddings"] = tf.reshape(f[COUNTERFACTUAL_EMBEDDING],
+                                                      [-1, max_tokens, embedding_dim])
+        out["counterfactual_num_tokens"] = tf.cast(f[COUNTERFACTUAL_NUM_TOKENS], tf.int32)
     return out

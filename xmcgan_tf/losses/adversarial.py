@@ -59,23 +59,58 @@ def hinge_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     return -tf.reduce_mean(fake_logits)
 
 
+def _unconditional_logits(logits: tf.Tensor, image_features: tf.Tensor,
+                          sentence_projection: tf.Tensor) -> tf.Tensor:
+    """ψ(φ(x)) = D(x, s) − φ(x)·e(s) of a projection discriminator, [B] float32."""
+    logits = _logits_as_float32(logits, "logits")
+    own = tf.reduce_sum(tf.cast(image_features, tf.float32)
+                        * tf.cast(sentence_projection, tf.float32), axis=-1)
+    return logits - own
+
+
+def counterfactual_logits(logits: tf.Tensor, image_features: tf.Tensor,
+                          sentence_projection: tf.Tensor,
+                          counterfactual_projection: tf.Tensor) -> tf.Tensor:
+    """A projection discriminator's logits of real images paired with their counterfactual
+    captions (each a false caption differing from the image's own caption in one attribute).
+
+    With the projection logit D(x, s) = ψ(φ(x)) + φ(x)·e(s):
+
+      D(x_n, s'_n) = D(x_n, s_n) − φ(x_n)·e(s_n) + φ(x_n)·e(s'_n).
+
+    Not in XMC-GAN: the matching-aware term of Reed et al. 2016 (GAN-INT-CLS, real images with
+    wrong captions scored as fakes) with near-miss captions instead of random ones, so that D's
+    logit must check each attribute a caption names (BENCHMARKS.md, "Fidelity").
+
+    Args:
+      logits: [B] D(x_n, s_n) of real images with their own captions.
+      image_features: [B, C] φ(x_n) (x_pool).
+      sentence_projection: [B, C] e(s_n).
+      counterfactual_projection: [B, C] e(s'_n).
+
+    Returns:
+      [B] float32.
+    """
+    return (_unconditional_logits(logits, image_features, sentence_projection)
+            + tf.reduce_sum(tf.cast(image_features, tf.float32)
+                            * tf.cast(counterfactual_projection, tf.float32), axis=-1))
+
+
 def hardest_mismatch_logits(logits: tf.Tensor, image_features: tf.Tensor,
                             sentence_projection: tf.Tensor, negative_projection: tf.Tensor,
                             negative_excluded: tf.Tensor | None = None) -> tf.Tensor:
     """A projection discriminator's logits of real images paired with their hardest wrong
     caption from a caption bank.
 
-    With the projection logit D(x, s) = ψ(φ(x)) + φ(x)·e(s), the unconditional part is
-    ψ(φ(x)) = D(x, s) − φ(x)·e(s), and image n's hardest bank caption is the one D matches
-    best:
+    With the projection logit D(x, s) = ψ(φ(x)) + φ(x)·e(s), image n's hardest bank caption is
+    the one D matches best:
 
       D_mis(x_n) = D(x_n, s_n) − φ(x_n)·e(s_n) + max_m φ(x_n)·e_m,
 
     the maximum over the bank captions m not excluded for n (e.g. its own image's captions).
     Not in XMC-GAN: a matching-aware term (Reed et al. 2016, GAN-INT-CLS, scored real images
     with random wrong captions as fakes) with the hardest of N captions instead of a random
-    one, so that D's logit must check what a near-miss caption gets wrong (BENCHMARKS.md,
-    "Fidelity").
+    one (BENCHMARKS.md, "Fidelity").
 
     Args:
       logits: [B] D(x_n, s_n) of real images with their own captions.
@@ -87,21 +122,20 @@ def hardest_mismatch_logits(logits: tf.Tensor, image_features: tf.Tensor,
     Returns:
       [B] float32.
     """
-    logits = _logits_as_float32(logits, "logits")
-    image_features = tf.cast(image_features, tf.float32)
-    own = tf.reduce_sum(image_features * tf.cast(sentence_projection, tf.float32), axis=-1)
-    scores = tf.matmul(image_features, tf.cast(negative_projection, tf.float32),
-                       transpose_b=True)  # [B, N]
+    scores = tf.matmul(tf.cast(image_features, tf.float32),
+                       tf.cast(negative_projection, tf.float32), transpose_b=True)  # [B, N]
     if negative_excluded is not None:
         scores = tf.where(negative_excluded, tf.float32.min, scores)
-    return logits - own + tf.reduce_max(scores, axis=-1)
+    return (_unconditional_logits(logits, image_features, sentence_projection)
+            + tf.reduce_max(scores, axis=-1))
 
 
 def mismatch_hinge_loss(mismatch_logits: tf.Tensor) -> tf.Tensor:
-    """E_x[max(0, 1 + D_mis(x))]: a real image with a wrong caption is scored as a fake.
+    """E_x[max(0, 1 + D(x, s'))]: a real image with a wrong caption s' is scored as a fake.
 
     Args:
-      mismatch_logits: [B] from `hardest_mismatch_logits`.
+      mismatch_logits: [B] D(x, s'), from `hardest_mismatch_logits` or
+        `counterfactual_logits`.
 
     Returns:
       Scalar float32.

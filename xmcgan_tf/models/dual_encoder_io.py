@@ -3,7 +3,8 @@
 A dual-encoder directory holds `dual_encoder.json` (the network's config and the T it was
 built for) and `dual_encoder.weights.h5`, both written to temporary names and renamed, so an
 interrupted save never leaves a half-written encoder. The pretraining run directory is such a
-directory; the GAN stage (T2I_CL, SCL) and R-precision load it by path.
+directory; the GAN stage (T2I_CL, SCL, and L_img^enc through `load_image_tower`) and
+R-precision load it by path.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import tensorflow as tf
 
 from xmcgan_tf import files
@@ -67,3 +69,38 @@ def load_dual_encoder(directory: str, *, trainable: bool = False
         raise DualEncoderLoadError(f"{weights} does not match {config_path}: {e}") from e
     encoder.trainable = trainable
     return encoder
+
+
+class ImageTower(keras.layers.Layer):
+    """The frozen image side of a pretrained dual encoder as an image encoder: images
+    [B, S, S, 3] in [0, 1] → global features [B, K] float32 (resized bilinearly to the
+    encoder's image size when S differs). Gradients reach the images, never the weights.
+
+    The encoder of L_img^enc where no ImageNet model can be read (`load_image_tower`): the
+    released code's ResNet-50 knows natural images; a dual encoder pretrained on the training
+    captions knows the domain's colours, shapes and places (BENCHMARKS.md, "Fidelity").
+    """
+
+    def __init__(self, encoder: dual_encoder_lib.DualEncoder, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.encoder = encoder
+        self.encoder.trainable = False
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        size = self.encoder.image_size
+        images = tf.cast(images, tf.float32)
+        if images.shape[1] != size or images.shape[2] != size:
+            images = tf.image.resize(images, [size, size], method="bilinear")
+        return self.encoder.encode_images(images)
+
+
+def load_image_tower(directory: str | None) -> ImageTower | None:
+    """The frozen image encoder of the dual encoder saved in `directory` (see `ImageTower`),
+    or None (L_img^enc off) when `directory` is None or empty.
+
+    Raises:
+      DualEncoderLoadError: as `load_dual_encoder`.
+    """
+    if not directory:
+        return None
+    return ImageTower(load_dual_encoder(directory), name="image_tower")

@@ -2,6 +2,7 @@
 https://arxiv.org/abs/2101.04702).
 
     L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real) [+ λ_mis · hinge_mis]
+          [+ λ_cf · hinge_cf]
     L_G = hinge_G + λ1 · L_sent(fake) + λ2 · L_word(fake) + λ3 · (L_img^D + L_img^enc)
           + Σ_extra weight · term
 
@@ -42,7 +43,7 @@ from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
 
 D_LOSS_NAMES = ("loss/d_total", "loss/d_hinge", "loss/d_sentence", "loss/d_word",
-                "loss/d_mismatch")
+                "loss/d_mismatch", "loss/d_counterfactual")
 G_LOSS_NAMES = ("loss/g_total", "loss/g_hinge", "loss/g_sentence", "loss/g_word",
                 "loss/g_image_d", "loss/g_image_enc")
 SCORE_NAMES = ("scores/real", "scores/fake", "contrastive/sentence_acc")
@@ -60,6 +61,8 @@ class Branch(NamedTuple):
       label: [B] int64 class labels, for terms that need them (SCL); None otherwise.
       image_key: [B] int64 image identities (`input_pipeline.image_key`), which keep the
         caption bank's captions of an image from being its negatives; None: no exclusion.
+      counterfactual_sentence: [B, D] float32 sentence embeddings of false captions, each
+        differing from the caption in one attribute (for hinge_cf); None: none.
     """
 
     image: tf.Tensor
@@ -69,6 +72,7 @@ class Branch(NamedTuple):
     word_mask: tf.Tensor
     label: tf.Tensor | None = None
     image_key: tf.Tensor | None = None
+    counterfactual_sentence: tf.Tensor | None = None
 
 
 class BranchOutputs(NamedTuple):
@@ -79,12 +83,15 @@ class BranchOutputs(NamedTuple):
       fake_images: [B, S, S, 3] G(z, caption), in [0, 1].
       real: DiscriminatorOutputs of (inputs.image, inputs.sentence).
       fake: DiscriminatorOutputs of (fake_images, inputs.sentence).
+      counterfactual_projection: [B, C] D's sentence projection e of
+        inputs.counterfactual_sentence, when hinge_cf is on; None otherwise.
     """
 
     inputs: Branch
     fake_images: tf.Tensor
     real: discriminator_lib.DiscriminatorOutputs
     fake: discriminator_lib.DiscriminatorOutputs
+    counterfactual_projection: tf.Tensor | None = None
 
 
 class GeneratorLossTerm(Protocol):
@@ -107,10 +114,11 @@ BranchFn = Callable[[Mapping[str, tf.Tensor]], Sequence[Branch]]
 
 def single_branch(batch: Mapping[str, tf.Tensor]) -> list[Branch]:
     """The default `branch_fn`: one branch from `image`, `z`, `sentence`, `words`, `word_mask`
-    (and `image_key` when the batch has it)."""
+    (and `image_key`, `counterfactual_sentence` when the batch has them)."""
     return [Branch(image=batch["image"], z=batch["z"], sentence=batch["sentence"],
                    words=batch["words"], word_mask=batch["word_mask"],
-                   image_key=batch.get("image_key"))]
+                   image_key=batch.get("image_key"),
+                   counterfactual_sentence=batch.get("counterfactual_sentence"))]
 
 
 def split_batch(batch: Mapping[str, tf.Tensor], num_slices: int) -> list[dict[str, tf.Tensor]]:
@@ -182,6 +190,14 @@ class XMCGAN(keras.Model):
       mismatch_weight: λ_mis of hinge_mis = E[max(0, 1 + D(x, hardest bank caption))]
         (`adversarial.hardest_mismatch_logits`; needs the caption bank). 0, the released
         update, leaves it out.
+      counterfactual_weight: λ_cf of hinge_cf = E[max(0, 1 + D(x, s'))], s' the batch's
+        `counterfactual_sentence` (a false caption one attribute away from the image's own,
+        `adversarial.counterfactual_logits`; needs
+        `train_config.DataConfig.counterfactual_captions`). 0, the released update, leaves
+        it out.
+      counterfactual_negatives: the counterfactual captions are also negatives of every
+        image→text row of L_sent, for D and G alike (each image is scored against the B
+        counterfactuals of the batch, its own the hardest); needs `counterfactual_weight`.
       **kwargs: `keras.Model` arguments (name).
     """
 
@@ -197,6 +213,7 @@ class XMCGAN(keras.Model):
                  extra_generator_losses: Sequence[GeneratorLossTerm] = (),
                  negative_sentences: tf.Tensor | None = None,
                  negative_image_keys: tf.Tensor | None = None, mismatch_weight: float = 0.0,
+                 counterfactual_weight: float = 0.0, counterfactual_negatives: bool = False,
                  **kwargs):
         kwargs.setdefault("name", "xmcgan")
         super().__init__(**kwargs)
@@ -226,6 +243,10 @@ class XMCGAN(keras.Model):
         if self.mismatch_weight and self.negative_sentences is None:
             raise ValueError("mismatch_weight > 0 needs a caption bank (negative_sentences; "
                              "train_config.DataConfig.negative_captions > 0)")
+        self.counterfactual_weight = float(counterfactual_weight)
+        self.counterfactual_negatives = bool(counterfactual_negatives)
+        if self.counterfactual_negatives and not self.counterfactual_weight:
+            raise ValueError("counterfactual_negatives needs counterfactual_weight > 0")
 
         config = generator.get_config()
         self.image_size = int(config["image_size"])
@@ -253,6 +274,8 @@ class XMCGAN(keras.Model):
             skipped |= {"loss/d_word", "loss/g_word"}
         if not self.mismatch_weight:
             skipped.add("loss/d_mismatch")
+        if not self.counterfactual_weight:
+            skipped.add("loss/d_counterfactual")
         if not self.image_weight:
             skipped |= {"loss/g_image_d", "loss/g_image_enc"}
         if self.image_encoder is None:
@@ -291,20 +314,33 @@ class XMCGAN(keras.Model):
 
     def _discriminate(self, branch: Branch, fake_images: tf.Tensor,
                       training: bool) -> BranchOutputs:
-        """D on real and fake images in one concatenated pass."""
+        """D on real and fake images in one concatenated pass (the caption bank and the
+        counterfactual captions projected in the same call)."""
         images = tf.concat([branch.image, tf.cast(fake_images, branch.image.dtype)], axis=0)
         sentences = tf.concat([branch.sentence, branch.sentence], axis=0)  # [2B, D]
+        negatives = self.negative_sentences  # [N, D] or None
+        counterfactuals = branch.counterfactual_sentence if self.counterfactual_weight else None
+        if counterfactuals is not None:
+            negatives = (counterfactuals if negatives is None else
+                         tf.concat([negatives, tf.cast(counterfactuals, negatives.dtype)], 0))
         outputs = self.discriminator(images, sentences, training=training,
-                                     negative_sentences=self.negative_sentences)
+                                     negative_sentences=negatives)
+        counterfactual_projection = None
+        if counterfactuals is not None:
+            num_bank = 0 if self.negative_sentences is None else self.negative_sentences.shape[0]
+            counterfactual_projection = outputs.negative_projection[num_bank:]  # [B, C]
+            outputs = outputs._replace(
+                negative_projection=outputs.negative_projection[:num_bank])
         real, fake = _split_real_fake(outputs, _batch_size(branch.image))
-        return BranchOutputs(inputs=branch, fake_images=fake_images, real=real, fake=fake)
+        return BranchOutputs(inputs=branch, fake_images=fake_images, real=real, fake=fake,
+                             counterfactual_projection=counterfactual_projection)
 
     # Losses (per-replica means; summed over branches).
 
     def discriminator_loss(self, outputs: Sequence[BranchOutputs]
                            ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real) [+ λ_mis · hinge_mis], summed
-        over branches.
+        """L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real) [+ λ_mis · hinge_mis]
+        [+ λ_cf · hinge_cf], summed over branches.
 
         Returns:
           (L_D float32 scalar, {name: float32 scalar} of every term, L_D and the scores).
@@ -313,7 +349,7 @@ class XMCGAN(keras.Model):
             o.real.logits, o.fake.logits) for o in outputs])}
         total = terms["loss/d_hinge"]
         if self.sentence_weight:
-            terms["loss/d_sentence"] = _sum([self._sentence_loss(o.real, o.inputs)
+            terms["loss/d_sentence"] = _sum([self._sentence_loss(o.real, o)
                                              for o in outputs])
             total += self.sentence_weight * terms["loss/d_sentence"]
         if self.word_weight:
@@ -327,6 +363,16 @@ class XMCGAN(keras.Model):
                     o.real.negative_projection, self._bank_excluded(o.inputs)))
                 for o in outputs])
             total += self.mismatch_weight * terms["loss/d_mismatch"]
+        if self.counterfactual_weight:
+            if any(o.counterfactual_projection is None for o in outputs):
+                raise ValueError("counterfactual_weight > 0 needs counterfactual captions in "
+                                 "the batch (train_config.DataConfig.counterfactual_captions)")
+            terms["loss/d_counterfactual"] = _sum([adversarial.mismatch_hinge_loss(
+                adversarial.counterfactual_logits(
+                    o.real.logits, o.real.global_features, o.real.sentence_projection,
+                    o.counterfactual_projection))
+                for o in outputs])
+            total += self.counterfactual_weight * terms["loss/d_counterfactual"]
         terms["loss/d_total"] = total
         terms["scores/real"] = _sum([tf.reduce_mean(tf.cast(o.real.logits, tf.float32))
                                      for o in outputs]) / len(outputs)
@@ -348,7 +394,7 @@ class XMCGAN(keras.Model):
                                        for o in outputs])}
         total = terms["loss/g_hinge"]
         if self.sentence_weight:
-            terms["loss/g_sentence"] = _sum([self._sentence_loss(o.fake, o.inputs)
+            terms["loss/g_sentence"] = _sum([self._sentence_loss(o.fake, o)
                                              for o in outputs])
             total += self.sentence_weight * terms["loss/g_sentence"]
         if self.word_weight:
@@ -373,12 +419,22 @@ class XMCGAN(keras.Model):
         return total, terms
 
     def _sentence_loss(self, images: discriminator_lib.DiscriminatorOutputs,
-                       branch: Branch) -> tf.Tensor:
-        """L_sent of real or fake images, with the caption bank's negatives when there is one."""
+                       output: BranchOutputs) -> tf.Tensor:
+        """L_sent of real or fake images, with the caption bank's and the counterfactual
+        captions' negatives when there are."""
         negatives = excluded = None
         if self.negative_sentences is not None:
             negatives = images.negative_projection  # [N, C]
-            excluded = self._bank_excluded(branch)
+            excluded = self._bank_excluded(output.inputs)
+        if self.counterfactual_negatives:
+            counterfactuals = output.counterfactual_projection  # [B, C]
+            if negatives is None:
+                negatives = counterfactuals
+            else:
+                negatives = tf.concat([negatives, counterfactuals], axis=0)  # [N + B, C]
+                if excluded is not None:
+                    excluded = tf.concat([excluded, tf.zeros(
+                        [tf.shape(excluded)[0], tf.shape(counterfactuals)[0]], tf.bool)], 1)
         return contrastive.sentence_contrastive_loss(
             images.global_features, images.sentence_projection,
             temperature=self.sentence_temperature, global_negatives=self.global_negatives,

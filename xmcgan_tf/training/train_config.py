@@ -45,6 +45,10 @@ class DataConfig:
         each, `input_pipeline.caption_bank`) whose captions are extra negatives of L_sent
         (`model_fn` gets `negative_sentences` and `negative_image_keys`); 0: in-batch
         negatives only, as released.
+      counterfactual_captions: batches carry `counterfactual_sentence`, the sentence embedding
+        of the chosen caption's counterfactual (a false caption one attribute away; the dataset
+        must have them, `data_tools.synthetic_scenes --counterfactual_captions`), the
+        negatives of `xmcgan.XMCGAN.counterfactual_weight`; off as released.
     """
 
     data_dir: str
@@ -55,6 +59,7 @@ class DataConfig:
     shuffle_buffer: int = 256
     random_flip: bool = True
     negative_captions: int = 0
+    counterfactual_captions: bool = False
 
     def __post_init__(self):
         if self.variant not in input_pipeline.VARIANTS:

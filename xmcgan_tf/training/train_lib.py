@@ -226,12 +226,24 @@ def _build_model(strategy: tf.distribute.Strategy, *, data: train_config.DataCon
             bank = dict(negative_sentences=sentences, negative_image_keys=keys)
         model = model_fn(generator, discriminator, max_tokens=data.max_tokens,
                          image_encoder=image_encoder, **bank)
+        _check_counterfactuals(model, data)
         if schedule.batch_size % replicas:
             raise ValueError(f"batch_size {schedule.batch_size} (per update) must be divisible "
                              f"by the number of replicas, {replicas}")
         d_optimizer, g_optimizer = optimizer.make()
         model.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
     return model, info
+
+
+def _check_counterfactuals(model: xmcgan.XMCGAN, data: train_config.DataConfig) -> None:
+    """The counterfactual term and the counterfactual captions go together."""
+    weighted = bool(getattr(model, "counterfactual_weight", 0.0))
+    if weighted != data.counterfactual_captions:
+        raise ValueError(
+            "xmcgan.XMCGAN.counterfactual_weight > 0 and "
+            "train_config.DataConfig.counterfactual_captions = True go together; got "
+            f"counterfactual_weight {getattr(model, 'counterfactual_weight', 0.0)} and "
+            f"counterfactual_captions {data.counterfactual_captions}")
 
 
 @dataclasses.dataclass
@@ -271,7 +283,7 @@ def _open_run(model_dir: str, strategy: tf.distribute.Strategy, model: xmcgan.XM
             image_size=int(g_config["image_size"]), variant=data.variant,
             sentence_embedding=data.sentence_embedding, z_dim=int(g_config["z_dim"]),
             seed=seed, shuffle_buffer=data.shuffle_buffer, label_rule=data.label_rule,
-            random_flip=data.random_flip,
+            random_flip=data.random_flip, counterfactuals=data.counterfactual_captions,
             input_context=distribute.worker_input_context(strategy),
             start=start).map(_without_strings))
 
