@@ -21,7 +21,8 @@ GIN_FILES = sorted(
     for p in glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True)
     if re.search(r"\btrain_(lib|config)\b|gin/runs/train\.gin", open(p).read()))
 # The REQUIRED macros of the run layer and of the variants that load a pretrained encoder.
-DIRS = ["MODEL_DIR='/runs/test'", "DATA_DIR='/data/test'", "ENCODER_DIR='/encoders/test'"]
+DIRS = ["MODEL_DIR='/runs/test'", "DATA_DIR='/data/test'", "ENCODER_DIR='/encoders/test'",
+        "IMAGE_TOWER_DIR='/encoders/tower'"]
 # `<dataset>_<variant>_<size>.gin`; other experiments (e.g. a demo) derive from one of these.
 LAYERED = re.compile(r"^experiments/[a-z0-9]+_[a-z0-9_]+_\d+\.gin$")
 RUNNABLE = [f for f in GIN_FILES if f.startswith(("experiments/", "tests/"))]

@@ -14,7 +14,7 @@ caption (including [CLS] and [SEP], padded), D text-encoder dimension, Z = z_dim
 Element dicts (see `make_dataset`): `image [B, S, S, 3] float32 in [0, 1]`, `words [B, T, D]
 float32`, `word_mask [B, T] float32`, `sentence [B, D] float32`, `z [B, Z] float32`,
 `label [B] int64`, `caption [B] string`, plus the `_2` fields of the pairing variants
-(`xmcgan_tf.data.pairing`).
+(`xmcgan_tf.data.pairing`) and, with `counterfactuals`, `counterfactual_sentence [B, D] float32`.
 
 Randomness. Every random choice of an example (flip, caption, second caption, z) is a stateless
 op keyed by (seed, input pipeline id, epoch, place of the record in the epoch), and the
