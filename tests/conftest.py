@@ -42,3 +42,16 @@ def write_synthetic_dataset(output_dir: str, text_encoder_dir: str, *, num_train
         output_dir, num_train=num_train, num_val=num_val, image_size=64, seed=0,
         embed_fn=dataset_writer.make_embed_fn(handles["preprocessor"], handles["encoder"], 24),
         num_shards=num_shards, text_encoder_handles=handles, progress=False, log=None)
+
+
+def save_random_dual_encoder(directory: str, *, max_tokens: int, embedding_dim: int) -> str:
+    """Saves a randomly initialised 64 px dual encoder (joint dimension 8, width 4) in
+    `directory`, standing in for a pretrained one; returns the directory."""
+    from xmcgan_tf.models import dual_encoder_io
+    from xmcgan_tf.networks import dual_encoder
+
+    encoder = dual_encoder.DualEncoder(image_size=64, embedding_dim=embedding_dim, joint_dim=8,
+                                       image_width=4, text_hidden_dim=8)
+    encoder.build_for_inputs(max_tokens=max_tokens)
+    dual_encoder_io.save_dual_encoder(encoder, directory, max_tokens=max_tokens)
+    return directory

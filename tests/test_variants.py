@@ -8,10 +8,9 @@ import gin
 import numpy as np
 import pytest
 
+from tests import conftest
 from tests.training import tiny_dataset
 from xmcgan_tf import train
-from xmcgan_tf.models import dual_encoder_io
-from xmcgan_tf.networks import dual_encoder
 from xmcgan_tf.training import summaries
 
 T, D = 6, 16  # MAX_TOKENS and EMBEDDING_DIM of gin/tests/tiny.gin
@@ -41,12 +40,8 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
     """A (randomly initialised) dual encoder saved by path, standing in for a pretrained one."""
-    directory = str(tmp_path_factory.mktemp("encoder"))
-    encoder = dual_encoder.DualEncoder(image_size=64, embedding_dim=D, joint_dim=8,
-                                       image_width=4, text_hidden_dim=8)
-    encoder.build_for_inputs(max_tokens=T)
-    dual_encoder_io.save_dual_encoder(encoder, directory, max_tokens=T)
-    return directory
+    return conftest.save_random_dual_encoder(str(tmp_path_factory.mktemp("encoder")),
+                                             max_tokens=T, embedding_dim=D)
 
 
 def _train(model_dir, data_dir, variant, encoder_dir, num_steps):

@@ -5,20 +5,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import conftest
 from xmcgan_tf.models import dual_encoder_io
-from xmcgan_tf.networks import dual_encoder
 
 T, D = 5, 8
 
 
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("encoder"))
-    encoder = dual_encoder.DualEncoder(image_size=64, embedding_dim=D, joint_dim=8,
-                                       image_width=4, text_hidden_dim=8)
-    encoder.build_for_inputs(max_tokens=T)
-    dual_encoder_io.save_dual_encoder(encoder, directory, max_tokens=T)
-    return directory
+    return conftest.save_random_dual_encoder(str(tmp_path_factory.mktemp("encoder")),
+                                             max_tokens=T, embedding_dim=D)
 
 
 def test_image_tower_gives_the_encoders_global_features_with_gradients_to_the_images(
