@@ -138,3 +138,21 @@ def test_flags_are_documented():
                   train_config.OptimizerConfig, train_config.DistributionConfig):
         for field in dataclasses.fields(group):
             assert f"{field.name}:" in group.__doc__, (group.__name__, field.name)
+
+
+def test_cpu_recipe_runs_bfloat16_and_binds_the_augmentation_on_request():
+    from xmcgan_tf.layers import differentiable_augmentation
+    from xmcgan_tf.models import xmcgan
+
+    augmented = "@differentiable_augmentation.DifferentiableAugmentation()"
+    train.parse_config(["experiments/synthetic_xmcgan_64_demo.gin"],
+                       DIRS + [f"xmcgan.XMCGAN.augmentation = {augmented}"])
+    distribution = gin.get_configurable(train_config.DistributionConfig)()
+    assert distribution.mixed_precision == "mixed_bfloat16"
+    generator = gin.get_configurable(generator_lib.Generator)()
+    discriminator = gin.get_configurable(discriminator_lib.Discriminator)()
+    model = gin.get_configurable(xmcgan.XMCGAN)(generator, discriminator, max_tokens=24)
+    assert isinstance(model.augmentation, differentiable_augmentation.DifferentiableAugmentation)
+    assert model.augmentation.policies == ("translation", "cutout")
+    assert model.augmentation.translation_ratio == 0.0625
+    assert model.augmentation.cutout_ratio == 0.25

@@ -439,3 +439,25 @@ def test_counterfactual_negatives_join_every_image_to_text_row_of_l_sent():
         assert terms[name].numpy() == pytest.approx(rows + columns, rel=1e-5)
     with pytest.raises(ValueError, match="needs counterfactual_weight"):
         xmcgan.XMCGAN(generator, discriminator, max_tokens=T, counterfactual_negatives=True)
+
+
+class _Mirror:
+    """A deterministic stand-in augmentation: the images mirrored left-right."""
+
+    def __call__(self, images):
+        return images[:, :, ::-1]
+
+
+def test_augmentation_transforms_every_image_the_discriminator_sees():
+    generator, discriminator = _networks()
+    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, augmentation=_Mirror(),
+                        **WEIGHTS)
+    batch = _batch(6)
+    fakes = tf.constant(np.random.default_rng(7).uniform(size=[B, S, S, 3]), tf.float32)
+    out = gan._discriminate(xmcgan.single_branch(batch)[0], fakes, training=False)
+    for images, d_out in ((batch["image"], out.real), (fakes, out.fake)):
+        direct = discriminator(images[:, :, ::-1], batch["sentence"], training=False)
+        np.testing.assert_allclose(d_out.logits.numpy(), direct.logits.numpy(), rtol=1e-5,
+                                   atol=1e-5)
+        unaugmented = discriminator(images, batch["sentence"], training=False).logits.numpy()
+        assert not np.allclose(d_out.logits.numpy(), unaugmented, atol=1e-4)

@@ -6,6 +6,9 @@ https://arxiv.org/abs/2101.04702).
     L_G = hinge_G + λ1 · L_sent(fake) + λ2 · L_word(fake) + λ3 · (L_img^D + L_img^enc)
           + Σ_extra weight · term
 
+With an `augmentation` T (DiffAugment), D sees T(x) in place of every real and fake image x,
+in both updates.
+
 The discriminator never trains its contrastive heads on fakes: the fake-side contrastive terms
 only enter L_G. Each training step takes `d_steps_per_g_step` slices of the per-replica batch,
 one per update (each slice is an update's own batch): every slice but the last is a
@@ -198,6 +201,10 @@ class XMCGAN(keras.Model):
       counterfactual_negatives: the counterfactual captions are also negatives of every
         image→text row of L_sent, for D and G alike (each image is scored against the B
         counterfactuals of the batch, its own the hardest); needs `counterfactual_weight`.
+      augmentation: differentiable augmentation of every image D sees, real and fake, in both
+        updates ([B, S, S, 3] -> [B, S, S, 3] in [0, 1], e.g.
+        `differentiable_augmentation.DifferentiableAugmentation`); None, the released update,
+        feeds D the images as they are.
       **kwargs: `keras.Model` arguments (name).
     """
 
@@ -214,7 +221,7 @@ class XMCGAN(keras.Model):
                  negative_sentences: tf.Tensor | None = None,
                  negative_image_keys: tf.Tensor | None = None, mismatch_weight: float = 0.0,
                  counterfactual_weight: float = 0.0, counterfactual_negatives: bool = False,
-                 **kwargs):
+                 augmentation: keras.layers.Layer | None = None, **kwargs):
         kwargs.setdefault("name", "xmcgan")
         super().__init__(**kwargs)
         if d_steps_per_g_step < 1:
@@ -247,6 +254,7 @@ class XMCGAN(keras.Model):
         self.counterfactual_negatives = bool(counterfactual_negatives)
         if self.counterfactual_negatives and not self.counterfactual_weight:
             raise ValueError("counterfactual_negatives needs counterfactual_weight > 0")
+        self.augmentation = augmentation
 
         config = generator.get_config()
         self.image_size = int(config["image_size"])
@@ -315,8 +323,11 @@ class XMCGAN(keras.Model):
     def _discriminate(self, branch: Branch, fake_images: tf.Tensor,
                       training: bool) -> BranchOutputs:
         """D on real and fake images in one concatenated pass (the caption bank and the
-        counterfactual captions projected in the same call)."""
+        counterfactual captions projected in the same call), after the augmentation when there
+        is one."""
         images = tf.concat([branch.image, tf.cast(fake_images, branch.image.dtype)], axis=0)
+        if self.augmentation is not None:
+            images = self.augmentation(images)
         sentences = tf.concat([branch.sentence, branch.sentence], axis=0)  # [2B, D]
         negatives = self.negative_sentences  # [N, D] or None
         counterfactuals = branch.counterfactual_sentence if self.counterfactual_weight else None
