@@ -17,8 +17,8 @@ This is the most direct supervision a discriminator can get about shapes: in the
 losses rarely need them (BENCHMARKS.md, "Fidelity"). Options that take the text side or the
 weight constraint out of the question:
   --oracle_text       replace the sentence embedding by the multi-hot (shape, colour) set of the
-                      scene's objects (40 of the D dimensions; the captions' exact content, no
-                      language);
+                      scene's objects (40 of the D dimensions: the objects every caption
+                      names, without language);
   --no_spectral_norm  use the raw kernels instead of W/σ (probe only: the substitution is made
                       on the spectral-norm layers' class for this process).
 And one that the GAN can use: --augment passes both images of every pair through the
