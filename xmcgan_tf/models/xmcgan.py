@@ -221,7 +221,7 @@ class XMCGAN(keras.Model):
                  negative_sentences: tf.Tensor | None = None,
                  negative_image_keys: tf.Tensor | None = None, mismatch_weight: float = 0.0,
                  counterfactual_weight: float = 0.0, counterfactual_negatives: bool = False,
-                 augmentation: keras.layers.Layer | None = None, **kwargs):
+                 augmentation: Callable[[tf.Tensor], tf.Tensor] | None = None, **kwargs):
         kwargs.setdefault("name", "xmcgan")
         super().__init__(**kwargs)
         if d_steps_per_g_step < 1:
