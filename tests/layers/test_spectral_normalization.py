@@ -214,6 +214,20 @@ class SpectralDenseTest(tf.test.TestCase):
         self.assertAllClose(mixed.vector_u, layer.vector_u, rtol=1e-6, atol=1e-7)
         self.assertAllClose(tf.cast(y, tf.float32), y_float32, rtol=2e-2, atol=2e-2)
 
+    def test_without_normalisation_the_raw_kernel_and_no_u(self):
+        layer = spectral_normalization.SpectralDense(3, normalize=False, name="raw")
+        layer.build((None, 4))
+        kernel, bias = _random([4, 3], 0, 5.0), _random([3], 1)
+        layer.kernel.assign(kernel)
+        layer.bias.assign(bias)
+        x = _random([5, 4], 12)
+        self.assertAllClose(layer(x, training=True), x @ kernel + bias, rtol=1e-5, atol=1e-5)
+        self.assertIsNone(layer.vector_u)
+        self.assertEmpty(layer.non_trainable_weights)
+        config = layer.get_config()
+        self.assertFalse(config["normalize"])
+        self.assertFalse(spectral_normalization.SpectralDense.from_config(config).normalize)
+
     def test_config_round_trip(self):
         layer = spectral_normalization.SpectralDense(
             7, use_bias=False, kernel_initializer="glorot_uniform", name="d")

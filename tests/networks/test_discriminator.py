@@ -102,6 +102,25 @@ class DiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotAllClose(released(images, sentence, training=False).logits,
                                expected.logits)
 
+    def test_spectral_norm_makes_the_logits_blind_to_the_kernels_scale(self):
+        # With every bias 0 (their initial value) a spectrally normalised D gives the same
+        # outputs when each kernel is doubled (W / σ(W) does not change); without the
+        # constraint the raw kernels are used and the outputs change.
+        images, sentence = _inputs(64, seed=5)
+        for spectral_norm in (True, False):
+            model = _tiny(64, spectral_norm=spectral_norm)
+            before = model(images, sentence, training=False)
+            for variable in model.trainable_weights:
+                if variable.path.endswith("kernel"):
+                    variable.assign(variable * 2.0)
+            after = model(images, sentence, training=False)
+            if spectral_norm:
+                self.assertAllClose(after.logits, before.logits, rtol=1e-4, atol=1e-4)
+            else:
+                self.assertNotAllClose(after.logits, before.logits)
+            self.assertEqual(model.get_config()["spectral_norm"], spectral_norm)
+        self.assertEmpty(model.non_trainable_weights)  # no power-iteration vectors
+
     def test_coordinate_channels_enter_through_the_first_block_only(self):
         images, sentence = _inputs(64, seed=4)
         released = _tiny(64)

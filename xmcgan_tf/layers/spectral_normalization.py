@@ -61,14 +61,17 @@ class _SpectralNormalized(keras.layers.Layer):
       bias_initializer: initializer of b.
       spatial_shape: leading kernel dimensions: () for a dense kernel [C_in, C_out], (kh, kw)
         for a conv kernel [kh, kw, C_in, C_out].
+      normalize: divide W by σ(W) (the released layer); False uses W as it is and keeps no u,
+        for a discriminator without the constraint (`discriminator.Discriminator.spectral_norm`).
       **kwargs: `keras.layers.Layer` arguments (name, dtype).
     """
 
     def __init__(self, units: int, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_normal", bias_initializer: Any = "zeros",
-                 spatial_shape: tuple[int, ...] = (), **kwargs):
+                 spatial_shape: tuple[int, ...] = (), normalize: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self.normalize = bool(normalize)
         self._spatial_shape = tuple(spatial_shape)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -84,13 +87,18 @@ class _SpectralNormalized(keras.layers.Layer):
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.units,),
                                         initializer=self.bias_initializer, autocast=False)
+        if not self.normalize:
+            return
         self.vector_u = self.add_weight(name="vector_u", shape=(1, self.units),
                                         initializer=keras.initializers.RandomNormal(stddev=1.0),
                                         trainable=False, autocast=False)
 
     def normalized_kernel(self, training: bool | None = False) -> tf.Tensor:
-        """W / (σ + ε) in float32, same shape as W; with `training`, assigns u ← u'."""
+        """W / (σ + ε) in float32, same shape as W; with `training`, assigns u ← u'. W itself
+        when the layer does not normalise."""
         kernel = ops.convert_to_tensor(self.kernel)
+        if not self.normalize:
+            return kernel
         matrix = ops.reshape(kernel, (-1, self.units))  # [fan_in, C_out]
         vector_v = _l2_normalize(ops.matmul(self.vector_u, ops.transpose(matrix)))
         new_u = _l2_normalize(ops.matmul(vector_v, matrix))
@@ -108,7 +116,7 @@ class _SpectralNormalized(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(units=self.units, use_bias=self.use_bias,
+        config.update(units=self.units, use_bias=self.use_bias, normalize=self.normalize,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
                       bias_initializer=keras.initializers.serialize(self.bias_initializer))
         return config

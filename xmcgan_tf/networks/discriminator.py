@@ -11,11 +11,11 @@ D takes the images in [0, 1] as they are (the released code does not rescale the
 `centered_input` it sees 2·images − 1 in [−1, 1] instead. The released input puts a step of
 about the mean intensity at every image border (zero padding around values near 0.4), whose
 features are the same for real and fake images; on a small, briefly trained D they dominate the
-summed features (BENCHMARKS.md, "Fidelity"). Spectral
-normalisation (one power iteration) wraps every convolution and dense layer; there is no
-normalisation layer. The caller concatenates real and fake images (and their sentences)
-into one batch so both go through D in one pass. D returns features, never losses: x_pool and
-e feed L_sent and L_img, the regions feed L_word (`xmcgan_tf.losses`).
+summed features (BENCHMARKS.md, "Fidelity"). Spectral normalisation (one power iteration)
+wraps every convolution and dense layer (`spectral_norm`, on as released); there is no
+normalisation layer. The caller concatenates real and fake images (and their sentences) into
+one batch so both go through D in one pass. D returns features, never losses: x_pool and e
+feed L_sent and L_img, the regions feed L_word (`xmcgan_tf.losses`).
 
 Legend: B batch, S image size, D text (BERT) dimension, R = cond_size² regions, C channels of
 the last block, df discriminator width.
@@ -83,6 +83,10 @@ class Discriminator(keras.Model):
         over space, so where an object is survives only through the zero padding: on the
         synthetic scenes its logit does not prefer a scene to its left-right mirror image when
         the caption names left or right (BENCHMARKS.md, "Fidelity"). Off: the released input.
+      spectral_norm: spectrally normalise every convolution and dense layer (the released D).
+        False uses the raw kernels, to measure what the constraint costs or buys (on the
+        synthetic scenes: nothing within a CPU budget; BENCHMARKS.md, "What holds D's shape
+        checking back").
       **kwargs: `keras.Model` arguments (name, dtype).
 
     Raises:
@@ -91,7 +95,7 @@ class Discriminator(keras.Model):
 
     def __init__(self, image_size: int = 128, df_dim: int = 96, embedding_dim: int = 768,
                  cond_size: int = 16, centered_input: bool = False,
-                 coordinate_channels: bool = False, **kwargs):
+                 coordinate_channels: bool = False, spectral_norm: bool = True, **kwargs):
         super().__init__(**kwargs)
         if image_size not in BLOCK_CHANNELS:
             raise ValueError(f"Discriminator: image_size {image_size} is not supported; "
@@ -112,22 +116,28 @@ class Discriminator(keras.Model):
         self.cond_size = cond_size
         self.centered_input = bool(centered_input)
         self.coordinate_channels = bool(coordinate_channels)
+        self.spectral_norm = bool(spectral_norm)
         self._region_block = len(sizes) - 1 - sizes[::-1].index(cond_size)
         self._feature_channels = df_dim * channels[-1]
 
         self.optimized_block = discriminator_blocks.DiscOptimizedBlock(
-            df_dim * OPTIMIZED_BLOCK_CHANNELS, name="optimized_block", dtype=self.dtype_policy)
+            df_dim * OPTIMIZED_BLOCK_CHANNELS, spectral_norm=self.spectral_norm,
+            name="optimized_block", dtype=self.dtype_policy)
         self.blocks = [
             discriminator_blocks.DiscBlock(df_dim * multiplier, downsample=down,
+                                           spectral_norm=self.spectral_norm,
                                            name=f"disc_block{i + 1}", dtype=self.dtype_policy)
             for i, (multiplier, down) in enumerate(zip(channels, downsample))
         ]
         self.region_projection = discriminator_blocks.spectral_conv(
-            embedding_dim, 1, "region_projection", dtype=self.dtype_policy)
+            embedding_dim, 1, "region_projection", dtype=self.dtype_policy,
+            normalize=self.spectral_norm)
         # The heads see float32 features and give the float32 outputs.
-        self.logit = discriminator_blocks.spectral_dense(1, "logit", dtype="float32")
+        self.logit = discriminator_blocks.spectral_dense(1, "logit", dtype="float32",
+                                                         normalize=self.spectral_norm)
         self.sentence_projection = discriminator_blocks.spectral_dense(
-            self._feature_channels, "sentence_projection", dtype="float32")
+            self._feature_channels, "sentence_projection", dtype="float32",
+            normalize=self.spectral_norm)
 
     def call(self, images: tf.Tensor, sentence: tf.Tensor, training: bool | None = None,
              negative_sentences: tf.Tensor | None = None) -> DiscriminatorOutputs:
@@ -188,5 +198,6 @@ class Discriminator(keras.Model):
         config.update(image_size=self.image_size, df_dim=self.df_dim,
                       embedding_dim=self.embedding_dim, cond_size=self.cond_size,
                       centered_input=self.centered_input,
-                      coordinate_channels=self.coordinate_channels)
+                      coordinate_channels=self.coordinate_channels,
+                      spectral_norm=self.spectral_norm)
         return config

@@ -3,7 +3,8 @@
 Every convolution and dense layer of the discriminator is spectrally normalised with one
 power iteration per call, the kernel divided by σ inside the call as in the released code
 (`xmcgan_tf.layers.spectral_normalization`); `spectral_conv` and `spectral_dense` build them
-(Glorot-normal kernels, as in the released code).
+(Glorot-normal kernels, as in the released code). With `spectral_norm=False` the same layers
+use their raw kernels.
 
     DiscOptimizedBlock (first block, on images):
         h = down(conv3(ReLU(conv3(x))));      out = h + conv1(down(x))
@@ -30,7 +31,8 @@ from xmcgan_tf.layers import spectral_normalization
 
 
 def spectral_conv(filters: int, kernel_size: int, name: str, dtype: Any = None,
-                  kernel_initializer: Any = "glorot_normal") -> keras.layers.Layer:
+                  kernel_initializer: Any = "glorot_normal",
+                  normalize: bool = True) -> keras.layers.Layer:
     """A same-padded, spectrally normalised Conv2D (with bias).
 
     Args:
@@ -39,17 +41,19 @@ def spectral_conv(filters: int, kernel_size: int, name: str, dtype: Any = None,
       name: layer name.
       dtype: dtype policy.
       kernel_initializer: kernel initializer.
+      normalize: divide the kernel by σ (False: the raw kernel, the same variables but u).
 
     Returns:
       A `spectral_normalization.SpectralConv2D`.
     """
     return spectral_normalization.SpectralConv2D(filters, kernel_size, padding="same",
                                                  kernel_initializer=kernel_initializer,
-                                                 name=name, dtype=dtype)
+                                                 normalize=normalize, name=name, dtype=dtype)
 
 
 def spectral_dense(units: int, name: str, dtype: Any = None,
-                   kernel_initializer: Any = "glorot_normal") -> keras.layers.Layer:
+                   kernel_initializer: Any = "glorot_normal",
+                   normalize: bool = True) -> keras.layers.Layer:
     """A spectrally normalised Dense layer (with bias).
 
     Args:
@@ -57,12 +61,13 @@ def spectral_dense(units: int, name: str, dtype: Any = None,
       name: layer name.
       dtype: dtype policy.
       kernel_initializer: kernel initializer.
+      normalize: divide the kernel by σ (False: the raw kernel, the same variables but u).
 
     Returns:
       A `spectral_normalization.SpectralDense`.
     """
     return spectral_normalization.SpectralDense(units, kernel_initializer=kernel_initializer,
-                                                name=name, dtype=dtype)
+                                                normalize=normalize, name=name, dtype=dtype)
 
 
 class DiscOptimizedBlock(keras.layers.Layer):
@@ -71,19 +76,22 @@ class DiscOptimizedBlock(keras.layers.Layer):
     Args:
       filters: F, output channels.
       kernel_initializer: initializer of every kernel.
+      spectral_norm: spectrally normalise every convolution (the released block).
       **kwargs: `keras.layers.Layer` arguments (name, dtype).
     """
 
-    def __init__(self, filters: int, kernel_initializer: Any = "glorot_normal", **kwargs):
+    def __init__(self, filters: int, kernel_initializer: Any = "glorot_normal",
+                 spectral_norm: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
+        self.spectral_norm = bool(spectral_norm)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.conv1 = spectral_conv(filters, 3, "conv1", self.dtype_policy,
-                                   self.kernel_initializer)
+                                   self.kernel_initializer, self.spectral_norm)
         self.conv2 = spectral_conv(filters, 3, "conv2", self.dtype_policy,
-                                   self.kernel_initializer)
+                                   self.kernel_initializer, self.spectral_norm)
         self.shortcut_conv = spectral_conv(filters, 1, "shortcut_conv", self.dtype_policy,
-                                           self.kernel_initializer)
+                                           self.kernel_initializer, self.spectral_norm)
         self.pool = resampling.average_downsample("downsample", dtype=self.dtype_policy)
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
@@ -106,7 +114,7 @@ class DiscOptimizedBlock(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(filters=self.filters,
+        config.update(filters=self.filters, spectral_norm=self.spectral_norm,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
         return config
 
@@ -121,19 +129,22 @@ class DiscBlock(keras.layers.Layer):
       filters: F, output channels.
       downsample: whether to halve H and W with 2×2 average pooling.
       kernel_initializer: initializer of every kernel.
+      spectral_norm: spectrally normalise every convolution (the released block).
       **kwargs: `keras.layers.Layer` arguments (name, dtype).
     """
 
     def __init__(self, filters: int, downsample: bool = True,
-                 kernel_initializer: Any = "glorot_normal", **kwargs):
+                 kernel_initializer: Any = "glorot_normal", spectral_norm: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.downsample = downsample
+        self.spectral_norm = bool(spectral_norm)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.conv1 = spectral_conv(filters, 3, "conv1", self.dtype_policy,
-                                   self.kernel_initializer)
+                                   self.kernel_initializer, self.spectral_norm)
         self.conv2 = spectral_conv(filters, 3, "conv2", self.dtype_policy,
-                                   self.kernel_initializer)
+                                   self.kernel_initializer, self.spectral_norm)
         self.pool = (resampling.average_downsample("downsample", dtype=self.dtype_policy)
                      if downsample else None)
         self.shortcut_conv = None
@@ -144,7 +155,8 @@ class DiscBlock(keras.layers.Layer):
                              f"{tuple(input_shape)}")
         if self.downsample or input_shape[-1] != self.filters:
             self.shortcut_conv = spectral_conv(self.filters, 1, "shortcut_conv",
-                                               self.dtype_policy, self.kernel_initializer)
+                                               self.dtype_policy, self.kernel_initializer,
+                                               self.spectral_norm)
             self.shortcut_conv.build(input_shape)
         self.conv1.build(input_shape)
         self.conv2.build(tuple(input_shape[:-1]) + (self.filters,))
@@ -175,5 +187,6 @@ class DiscBlock(keras.layers.Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(filters=self.filters, downsample=self.downsample,
+                      spectral_norm=self.spectral_norm,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
         return config
