@@ -62,6 +62,7 @@ FINAL_SIZE_DOWNSAMPLE = {4: (True, True, True, False), 8: (True, True, False, Fa
                          16: (True, False, False, False)}
 NUM_SHAPES = len(synthetic_scenes.SHAPES)
 NUM_COLORS = len(synthetic_scenes.COLORS)
+MAX_OBJECTS = 2  # objects per synthetic scene, at most
 
 
 def oracle_sentences(shapes: np.ndarray, colors: np.ndarray, embedding_dim: int) -> np.ndarray:
@@ -105,15 +106,9 @@ class PlainDiscriminator(keras.Model):
             sentence_projection=empty, negative_projection=empty)
 
 
-def shape_changed_pair(seed: int, index: int, size: int, rng: np.random.Generator
-                       ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """(scene `index` [S, S, 3], the same scene with every shape s drawn as another, random
-    shape [S, S, 3], both float32 in [0, 1]; the scene's objects)."""
-    shape_map = [(s + rng.integers(1, NUM_SHAPES)) % NUM_SHAPES for s in range(NUM_SHAPES)]
-    scene = synthetic_scenes.make_scene(seed, index, size)
-    changed = synthetic_scenes.make_scene(seed, index, size, shape_map=shape_map)
-    return (scene.image.astype(np.float32) / 255.0, changed.image.astype(np.float32) / 255.0,
-            scene.objects)
+def random_shape_map(rng: np.random.Generator) -> list[int]:
+    """shape_map for `synthetic_scenes.make_scene`: every shape s drawn as another, random one."""
+    return [(s + rng.integers(1, NUM_SHAPES)) % NUM_SHAPES for s in range(NUM_SHAPES)]
 
 
 def fresh_pairs(seed: int, size: int, count: int, embedding_dim: int,
@@ -122,12 +117,14 @@ def fresh_pairs(seed: int, size: int, count: int, embedding_dim: int,
     their oracle sentences and shape-changed copies, as `load_pairs` returns them."""
     images, changed, shapes, colors = [], [], [], []
     for index in rng.integers(0, synthetic_scenes.SPLIT_INDEX_OFFSET["val"], count):
-        image, other, objects = shape_changed_pair(seed, int(index), size, rng)
-        images.append(image)
-        changed.append(other)
-        padding = [-1] * (2 - len(objects))
-        shapes.append([o["shape"] for o in objects] + padding)
-        colors.append([o["color"] for o in objects] + padding)
+        shape_map = random_shape_map(rng)
+        scene = synthetic_scenes.make_scene(seed, int(index), size)
+        other = synthetic_scenes.make_scene(seed, int(index), size, shape_map=shape_map)
+        images.append(scene.image.astype(np.float32) / 255.0)
+        changed.append(other.image.astype(np.float32) / 255.0)
+        padding = [-1] * (MAX_OBJECTS - len(scene.objects))
+        shapes.append([o["shape"] for o in scene.objects] + padding)
+        colors.append([o["color"] for o in scene.objects] + padding)
     return (np.stack(images), oracle_sentences(np.array(shapes), np.array(colors), embedding_dim),
             np.stack(changed))
 
@@ -151,9 +148,10 @@ def load_pairs(data_dir: str, split: str, num_scenes: int, oracle_text: bool,
         else:
             sentences.append(batch["sentence"].numpy())
         for index in batch["index"].numpy():
-            changed.append(shape_changed_pair(
+            scene = synthetic_scenes.make_scene(
                 data_seed, int(index) + synthetic_scenes.SPLIT_INDEX_OFFSET[split], size,
-                rng)[1])
+                shape_map=random_shape_map(rng))
+            changed.append(scene.image.astype(np.float32) / 255.0)
     return np.concatenate(images), np.concatenate(sentences), np.stack(changed)
 
 
