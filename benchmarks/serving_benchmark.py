@@ -13,11 +13,13 @@ float32 implementation. Prints a Markdown table and the machine.
     python -m benchmarks.serving_benchmark                       # demo size: 64 px, gf 64
     python -m benchmarks.serving_benchmark --gf_dim=8            # tiny generator
     python -m benchmarks.serving_benchmark --export_dir=EXPORT   # an existing export
+    python -m benchmarks.serving_benchmark --dtype_policy=mixed_bfloat16   # as the CPU recipes train
 
 Without --export_dir, a generator with random weights of the given size is exported together
 with the offline text encoder (--text_encoder_dir, built by
 `python -m data_tools.build_text_encoder --output_dir artifacts/text_encoder`); random weights
-cost the same time as trained ones.
+cost the same time as trained ones. --dtype_policy builds that generator under a Keras dtype
+policy, as a run trained with `train_config.DistributionConfig.mixed_precision` is exported.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import tempfile
 import time
 from typing import Callable, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -87,7 +90,8 @@ def _export(args, export_dir: str) -> str:
     encoder = os.path.join(args.text_encoder_dir, "encoder")
     text_encoder = encoder_lib.TextEncoder(preprocess, encoder, max_tokens=args.max_tokens)
     generator = generator_lib.Generator(image_size=args.image_size, gf_dim=args.gf_dim,
-                                        z_dim=args.z_dim, embedding_dim=text_encoder.embedding_dim)
+                                        z_dim=args.z_dim, embedding_dim=text_encoder.embedding_dim,
+                                        dtype=args.dtype_policy)
     module = serving_module.ServingModule(generator, text_encoder, max_tokens=args.max_tokens,
                                           embedding_dim=text_encoder.embedding_dim)
     start = time.perf_counter()
@@ -99,7 +103,8 @@ def _export(args, export_dir: str) -> str:
 def _generator_gflop(args, *, max_tokens: int, embedding_dim: int) -> float:
     """Profiled forward FLOPs (G) of one image of a generator of the benchmark's size."""
     generator = generator_lib.Generator(image_size=args.image_size, gf_dim=args.gf_dim,
-                                        z_dim=args.z_dim, embedding_dim=embedding_dim)
+                                        z_dim=args.z_dim, embedding_dim=embedding_dim,
+                                        dtype=args.dtype_policy)
     inputs = generator.example_inputs(max_tokens)
     forward = tf.function(lambda *a: generator(*a, training=False))
     forward(*inputs)
@@ -114,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--gf_dim", type=int, default=64)
     parser.add_argument("--z_dim", type=int, default=128)
     parser.add_argument("--max_tokens", type=int, default=24)
+    parser.add_argument("--dtype_policy", default=None,
+                        help="Keras dtype policy of the exported generator, e.g. mixed_bfloat16 "
+                             "(default: float32)")
     parser.add_argument("--requests", type=int, default=50, help="batch-1 requests for latency")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batches", type=int, default=10, help="batches for throughput")
@@ -151,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         generator_gflop = (None if args.export_dir else
                            _generator_gflop(args, max_tokens=max_tokens, embedding_dim=dim))
         matmul_gflops = train_throughput_benchmark.matmul_flops_per_second() / 1e9
+        compute_dtype = tf.dtypes.as_dtype(
+            keras.mixed_precision.Policy(args.dtype_policy or "float32").compute_dtype)
+        compute_gflops = (matmul_gflops if compute_dtype == tf.float32 else
+                          train_throughput_benchmark.matmul_flops_per_second(
+                              dtype=compute_dtype) / 1e9)
         with server_lib.ModelServer(export_dir, grpc_port=0, rest_port=0, poll_seconds=0,
                                     max_batch=max(64, args.batch)) as server:
             for protocol, port in (("rest", server.rest_port), ("grpc", server.grpc_port)):
@@ -159,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 results.append(_measure(f"server, {protocol.upper()} (loopback)", remote, args))
 
     source = args.export_dir or "a fresh export with random weights"
-    generator = "as exported" if args.export_dir else f"gf={args.gf_dim}, z_dim={args.z_dim}"
+    generator = ("as exported" if args.export_dir else
+                 f"gf={args.gf_dim}, z_dim={args.z_dim}, {args.dtype_policy or 'float32'}")
     print(f"\nModel: version {loaded.version} of {source} ({info.get('image_size', '?')} px; "
           f"generator {generator}; T={info.get('max_tokens', '?')}, "
           f"D={info.get('embedding_dim', '?')}); caption strings in, uint8 images out.\n")
@@ -175,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"at the machine's dense float32 matmul rate ({matmul_gflops:.0f} GFLOP/s) that "
               f"is {1000 * generator_gflop / matmul_gflops:.0f} ms per image, the float32 "
               "bound.")
+        if compute_dtype != tf.float32:
+            print(f"At the {compute_dtype.name} matmul rate ({compute_gflops:.0f} GFLOP/s, the "
+                  f"generator's compute dtype) it is {1000 * generator_gflop / compute_gflops:.0f} "
+                  f"ms, the bound in {compute_dtype.name}.")
     print(f"Machine: {machine.describe()} (after); load average {load_before} before.")
 
 

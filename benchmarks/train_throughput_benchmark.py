@@ -48,10 +48,11 @@ from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
 
 
-def matmul_flops_per_second(n: int = 2048, repeats: int = 5, products: int = 4) -> float:
-    """Best-of-`repeats` float32 dense matmul rate (FLOP/s) of an n×n @ n×n product."""
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
+def matmul_flops_per_second(n: int = 2048, repeats: int = 5, products: int = 4,
+                            dtype: tf.DType = tf.float32) -> float:
+    """Best-of-`repeats` dense matmul rate (FLOP/s) of an n×n @ n×n product in `dtype`."""
+    a = tf.cast(tf.random.normal([n, n]), dtype)
+    b = tf.cast(tf.random.normal([n, n]), dtype)
 
     @tf.function
     def chain(x):
