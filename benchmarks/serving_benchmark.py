@@ -13,7 +13,7 @@ float32 implementation. Prints a Markdown table and the machine.
     python -m benchmarks.serving_benchmark                       # demo size: 64 px, gf 64
     python -m benchmarks.serving_benchmark --gf_dim=8            # tiny generator
     python -m benchmarks.serving_benchmark --export_dir=EXPORT   # an existing export
-    python -m benchmarks.serving_benchmark --dtype_policy=mixed_bfloat16   # as the CPU recipes train
+    python -m benchmarks.serving_benchmark --dtype_policy=mixed_bfloat16  # as the recipes train
 
 Without --export_dir, a generator with random weights of the given size is exported together
 with the offline text encoder (--text_encoder_dir, built by
