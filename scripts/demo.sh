@@ -66,7 +66,7 @@ $PY -m xmcgan_tf.train --gin_file=experiments/synthetic_xmcgan_64_demo.gin \
 
 step "6/7 evaluation"
 $PY -m xmcgan_tf.evaluate --model_dir="$DEMO/xmcgan_64" \
-  --metrics=fid,kid,is,rprec,objacc --num_samples="$EVAL_SAMPLES" \
+  --metrics=fid,kid,is,rprec,objacc,shapes,places --num_samples="$EVAL_SAMPLES" \
   --feature_network=domain --evaluator_dir="$DEMO/evaluator" --judge_dir="$DEMO/judge"
 
 step "7/7 export and generate"

@@ -125,3 +125,32 @@ def test_shape_confusion_counts_by_colour_whatever_the_position():
     np.testing.assert_array_equal(counts, expected)
     with pytest.raises(ValueError, match="num_shapes"):
         object_accuracy.shape_confusion(predictions, objects, num_shapes=2)
+
+
+def test_place_recall_counts_colour_in_the_stated_cell_against_chance():
+    # Three images on a 2×2 grid (4 cells); predicted shape s + 1, 0 = empty.
+    predictions = {
+        # image 0: red (0) in cell 0 and red in cell 3; image 1: blue (1) in cell 1;
+        # image 2: red in cell 2 (its caption states no position: not counted).
+        "shape": np.array([[1, 0, 0, 2], [0, 3, 0, 0], [0, 0, 1, 0]]),
+        "color": np.array([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]]),
+    }
+    objects = {
+        # image 0: a red object stated at (1, 1) = cell 3 (recalled; 2 red cells: chance 2/4)
+        #          and a blue one at (0, 0) (no blue drawn: missed, chance 0).
+        # image 1: a blue object stated at (1, 0) = cell 2 (blue drawn in cell 1 only: missed,
+        #          chance 1/4).
+        # image 2: a red object at (0, 0), caption without positions.
+        "color": np.array([[0, 1], [1, -1], [0, -1]]),
+        "row": np.array([[1, 0], [1, -1], [0, -1]]),
+        "col": np.array([[1, 0], [0, -1], [0, -1]]),
+    }
+    result = object_accuracy.place_recall(predictions, objects, np.array([1, 1, 0]), grid=2)
+    assert result.num_objects == 3
+    assert result.recall == pytest.approx(1 / 3)
+    assert result.chance == pytest.approx((2 / 4 + 0 + 1 / 4) / 3)
+    assert result.colour_drawn == pytest.approx(2 / 3)
+    none = object_accuracy.place_recall(predictions, objects, np.zeros(3), grid=2)
+    assert none.num_objects == 0 and np.isnan(none.recall)
+    with pytest.raises(ValueError, match="a 3x3 grid has 9"):
+        object_accuracy.place_recall(predictions, objects, np.ones(3), grid=3)

@@ -16,6 +16,10 @@ not penalised (recall, as in SOA).
 `shape_confusion` takes the shapes apart: for each named object, the shape the evaluator sees
 in a cell of the object's colour (position and size aside), so that a model which draws the
 right colours in the right places but blobs for shapes shows where its shapes go wrong.
+`place_recall` takes the places apart the same way: for each object whose caption states where
+it is, whether the evaluator finds an object of its colour in the stated cell (shape and size
+aside), against the chance of a model that draws that many objects of the colour in cells
+chosen without regard to the caption.
 
 Legend: N images, K objects per image (padded with -1), G² grid cells, S shapes.
 """
@@ -139,6 +143,60 @@ def shape_confusion(predictions: Mapping[str, np.ndarray], objects: Mapping[str,
         else:
             counts[shapes[n, k], seen[0]] += 1
     return counts
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaceRecall:
+    """Where the named objects of position-stating captions are drawn.
+
+    Attributes:
+      recall: fraction of those objects with an object of their colour in the stated cell.
+      chance: the recall of a model that drew the same objects in random cells: the mean over
+        those objects of (cells showing an object of their colour) / G².
+      colour_drawn: fraction of those objects whose colour is drawn in any cell.
+      num_objects: objects counted (named by captions that state positions).
+    """
+
+    recall: float
+    chance: float
+    colour_drawn: float
+    num_objects: int
+
+
+def place_recall(predictions: Mapping[str, np.ndarray], objects: Mapping[str, np.ndarray],
+                 states_position: np.ndarray, grid: int) -> PlaceRecall:
+    """Place recall of the objects whose captions state positions (module docstring).
+
+    Args:
+      predictions: "shape" [N, G²] int (0 = empty) and "color" [N, G²] int, row-major cells.
+      objects: "color", "row", "col" [N, K] int ground truth, -1 padding.
+      states_position: [N] int/bool, 1 where the image's caption states absolute positions.
+      grid: G.
+
+    Returns:
+      PlaceRecall (NaN values and num_objects 0 when no caption states a position).
+    """
+    pred_shape = _int_matrix("predictions['shape']", predictions["shape"])
+    count, cells = pred_shape.shape
+    if cells != grid * grid:
+        raise ValueError(f"predictions have {cells} cells, but a {grid}x{grid} grid has "
+                         f"{grid * grid}")
+    pred_color = _int_matrix("predictions['color']", predictions["color"], count)
+    gt = {f: _int_matrix(f"objects[{f!r}]", objects[f], count) for f in ("color", "row", "col")}
+    by_position = np.asarray(states_position).reshape(count).astype(bool)[:, None]  # [N, 1]
+    counted = (gt["color"] >= 0) & by_position  # [N, K]
+    # coloured[n, k, c]: cell c of image n shows an object of object k's colour.
+    coloured = ((pred_shape[:, None, :] != NO_OBJECT)
+                & (pred_color[:, None, :] == gt["color"][:, :, None]))
+    cell = np.clip(gt["row"], 0, grid - 1) * grid + np.clip(gt["col"], 0, grid - 1)  # [N, K]
+    at_cell = np.take_along_axis(coloured, cell[:, :, None], axis=2)[:, :, 0]  # [N, K]
+    total = int(counted.sum())
+    if total == 0:
+        return PlaceRecall(float("nan"), float("nan"), float("nan"), 0)
+    return PlaceRecall(recall=float(at_cell[counted].mean()),
+                       chance=float((coloured.sum(axis=2) / cells)[counted].mean()),
+                       colour_drawn=float(coloured.any(axis=2)[counted].mean()),
+                       num_objects=total)
 
 
 def object_accuracy(predictions: Mapping[str, np.ndarray], objects: Mapping[str, np.ndarray],

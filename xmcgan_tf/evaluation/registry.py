@@ -1,9 +1,9 @@
 """Metric registry: protocol-named metrics and their reports (`metrics/<protocol>.jsonl`).
 
-Each metric is registered under a short name (`fid`, `kid`, `is`, `rprec`, `objacc`) with what
-it needs and how its *protocol* is named. The protocol name states everything that makes two
-numbers comparable: metric, feature network, real-statistics / caption split and sample count,
-e.g. `fid_domain_val_500`, `kid_inception_val_30000`, `rprec100_dualenc_val_500`. Numbers with
+Each metric is registered under a short name (`fid`, `kid`, `is`, `rprec`, `objacc`, and the
+diagnostics `shapes` and `places`) with what it needs and how its *protocol* is named. The
+protocol name states everything that makes two numbers comparable: metric, feature network,
+real-statistics / caption split and sample count, e.g. `fid_domain_val_500`, `kid_inception_val_30000`, `rprec100_dualenc_val_500`. Numbers with
 different protocol names are never compared, so values from different feature networks never
 meet.
 
@@ -330,6 +330,19 @@ def _object_accuracy(inputs: MetricInputs) -> MetricValue:
     return MetricValue(result.image_averaged,
                        extra={"class_averaged": result.class_averaged,
                               "object_averaged": result.object_averaged})
+
+
+@register_metric("places", needs=(OBJECTS,), protocol="places_{network}_{split}_{n}",
+                 network="domain", real_reference=True, higher_is_better=True)
+def _place_recall(inputs: MetricInputs) -> MetricValue:
+    """Of the named objects whose caption states where they are, the fraction with an object of
+    their colour in the stated cell (shape and size aside); the recall of the same drawings put
+    in random cells (`chance`) and the fraction whose colour is drawn at all as extras."""
+    result = object_accuracy.place_recall(
+        domain_evaluator.predict_objects(inputs.object_outputs), inputs.objects,
+        inputs.states_position, inputs.grid)
+    return MetricValue(result.recall, extra={"chance": result.chance,
+                                             "colour_drawn": result.colour_drawn})
 
 
 @register_metric("shapes", needs=(OBJECTS,), protocol="shapes_{network}_{split}_{n}",
