@@ -63,7 +63,7 @@ def similarities(words: np.ndarray, sentences: np.ndarray, num_tokens: np.ndarra
         moved = np.moveaxis(grid, axis, 0).reshape(grid.shape[axis], -1)  # [values, others]
         sentence_cos, word_cos = [], []
         for i, j in itertools.combinations(range(len(moved)), 2):
-            for a, b in zip(moved[i], moved[j]):
+            for a, b in zip(moved[i], moved[j], strict=True):
                 if num_tokens[a] != num_tokens[b]:
                     raise ValueError(f"captions {a} and {b} have {num_tokens[a]} and "
                                      f"{num_tokens[b]} tokens; their tokens do not line up")

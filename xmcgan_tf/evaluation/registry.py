@@ -3,9 +3,9 @@
 Each metric is registered under a short name (`fid`, `kid`, `is`, `rprec`, `objacc`, and the
 diagnostics `shapes` and `places`) with what it needs and how its *protocol* is named. The
 protocol name states everything that makes two numbers comparable: metric, feature network,
-real-statistics / caption split and sample count, e.g. `fid_domain_val_500`, `kid_inception_val_30000`, `rprec100_dualenc_val_500`. Numbers with
-different protocol names are never compared, so values from different feature networks never
-meet.
+real-statistics / caption split and sample count, e.g. `fid_domain_val_500`,
+`kid_inception_val_30000`, `rprec100_dualenc_val_500`. Numbers with different protocol names
+are never compared, so values from different feature networks never meet.
 
 `report_metric` appends one JSON line per result to `MODEL_DIR/metrics/<protocol>.jsonl`
 (step, checkpoint, generator 'raw' | 'ema' | 'real', sample count, feature network,
