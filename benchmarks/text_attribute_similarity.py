@@ -24,12 +24,13 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
+from data_tools import synthetic_scenes
 from xmcgan_tf.data import sentence_embedding
 from xmcgan_tf.text import encoder as text_encoder_lib
 
 SIZES = ("small", "large")
 COLOURS = ("red", "blue", "green", "yellow")
-SHAPES = ("circle", "square", "triangle", "star", "heart")
+SHAPES = synthetic_scenes.SHAPES
 PLACES = ("in the top left", "in the top right", "in the bottom left", "in the bottom right")
 ATTRIBUTES = ("size", "colour", "shape", "place")
 
