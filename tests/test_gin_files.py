@@ -2,6 +2,7 @@
 
 import dataclasses
 import glob
+import inspect
 import os
 import re
 
@@ -92,6 +93,32 @@ def test_no_contrastive_variant_turns_every_contrastive_term_off():
     for name in ("sentence_weight", "word_weight", "image_weight"):
         assert gin.query_parameter(f"xmcgan.XMCGAN.{name}") == 0.0
     assert gin.query_parameter("train_lib.train.image_encoder_fn") is None
+
+
+def _update(model_class) -> tuple:
+    """(d_steps_per_g_step, ema_decay, ema_rampup) as bound, or the model's defaults."""
+    defaults = inspect.signature(model_class.__init__).parameters
+    values = []
+    for name in ("d_steps_per_g_step", "ema_decay", "ema_rampup"):
+        try:
+            values.append(gin.query_parameter(f"xmcgan.XMCGAN.{name}"))
+        except ValueError:
+            values.append(defaults[name].default)
+    return tuple(values)
+
+
+@pytest.mark.parametrize("variant", sorted(
+    os.path.relpath(p, GIN_DIR) for p in glob.glob(os.path.join(GIN_DIR, "variants", "*.gin"))))
+def test_a_variant_layered_on_an_experiment_keeps_the_experiments_update(variant):
+    from xmcgan_tf.models import xmcgan
+
+    # The ablation runner and the fidelity benchmark parse [experiment, variant]: the CPU
+    # recipe's update must survive the variant, and the paper's experiments keep the released one.
+    train.parse_config(["experiments/synthetic_xmcgan_64.gin", variant], DIRS)
+    assert _update(xmcgan.XMCGAN) == (1, 0.99, True)
+    gin.clear_config()
+    train.parse_config(["experiments/coco14_xmcgan_128.gin", variant], DIRS)
+    assert _update(xmcgan.XMCGAN) == (2, 0.999, False)
 
 
 def test_required_dirs_must_be_bound():
