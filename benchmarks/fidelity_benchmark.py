@@ -1,9 +1,9 @@
 r"""The fidelity benchmark: XMC-GAN, its no-contrastive ablation, T2I_CL and SCL on the same
-seed, data and CPU budget, evaluated the same way (issue: "a model that draws the caption").
+seed, data and CPU budget, evaluated the same way: which of them draws what the caption says?
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.fidelity_benchmark \
       --data_dir demo/data/synthetic_64 --evaluator_dir demo/evaluator \
-      --judge_dir demo/judge --train_steps 300 --eval_every 100 --study_dir runs/fidelity
+      --judge_dir demo/judge --train_steps 1200 --eval_every 400 --study_dir runs/fidelity
 
 1. Pretrains the frozen dual encoders of T2I_CL and SCL (`xmcgan_tf.pretrain_encoder`,
    `--encoder_steps` each) unless `--t2icl_encoder_dir` / `--scl_encoder_dir` are given.
@@ -59,8 +59,8 @@ flags.DEFINE_string("study_dir", "runs/fidelity", "Study directory.")
 flags.DEFINE_string("base_gin", "experiments/synthetic_xmcgan_64.gin",
                     "XMC-GAN experiment the variants are layered on.")
 flags.DEFINE_list("variants", list(VARIANTS), "Variants of gin/variants/, in table order.")
-flags.DEFINE_integer("train_steps", 300, "Training steps of every variant.", lower_bound=1)
-flags.DEFINE_integer("eval_every", 100, "Steps between evaluated checkpoints.", lower_bound=1)
+flags.DEFINE_integer("train_steps", 1200, "Training steps of every variant.", lower_bound=1)
+flags.DEFINE_integer("eval_every", 400, "Steps between evaluated checkpoints.", lower_bound=1)
 flags.DEFINE_integer("num_samples", 500, "Images per generator and checkpoint.", lower_bound=2)
 flags.DEFINE_string("evaluator_dir", None, "Domain evaluator.", required=True)
 flags.DEFINE_string("judge_dir", None, "R-precision judge (dual encoder).", required=True)
