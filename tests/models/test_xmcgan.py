@@ -461,3 +461,58 @@ def test_augmentation_transforms_every_image_the_discriminator_sees():
                                    atol=1e-5)
         unaugmented = discriminator(images, batch["sentence"], training=False).logits.numpy()
         assert not np.allclose(d_out.logits.numpy(), unaugmented, atol=1e-4)
+
+
+def _mean_squared_input_gradient(discriminator, images, sentences) -> float:
+    """E‖∇_x D(x, s)‖², image by image (each image through D alone)."""
+    norms = []
+    for index in range(images.shape[0]):
+        image = images[index:index + 1]
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            logit = discriminator(image, sentences[index:index + 1], training=False).logits[0]
+        norms.append(float(tf.reduce_sum(tf.square(tape.gradient(logit, image)))))
+    return float(np.mean(norms))
+
+
+def test_r1_penalty_is_the_mean_squared_input_gradient_of_the_real_images():
+    generator, discriminator = _networks()
+    gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, r1_weight=3.0, **WEIGHTS)
+    assert "loss/d_r1" in gan._reported_names()
+    batch = _batch(8)
+    fakes = tf.constant(np.random.default_rng(9).uniform(size=[B, S, S, 3]), tf.float32)
+    out = gan._discriminate(xmcgan.single_branch(batch)[0], fakes, training=False)
+    want = _mean_squared_input_gradient(discriminator, batch["image"], batch["sentence"])
+    assert want > 0
+    assert float(out.real_gradient_penalty) == pytest.approx(want, rel=1e-4)
+    total, terms = gan.discriminator_loss([out])
+    rest = (terms["loss/d_hinge"] + WEIGHTS["sentence_weight"] * terms["loss/d_sentence"]
+            + WEIGHTS["word_weight"] * terms["loss/d_word"])
+    assert float(total - rest) == pytest.approx(0.5 * 3.0 * want, rel=1e-4)
+    plain = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, **WEIGHTS)
+    assert "loss/d_r1" not in plain._reported_names()
+    assert plain._discriminate(xmcgan.single_branch(batch)[0], fakes,
+                               training=False).real_gradient_penalty is None
+
+
+def test_r1_penalty_flattens_the_discriminator_around_real_images():
+    batch = _batch(10)
+    penalties = {}
+    for weight in (0.0, 30.0):
+        generator, discriminator = _networks(seed=1)
+        gan = xmcgan.XMCGAN(generator, discriminator, max_tokens=T, d_steps_per_g_step=2,
+                            r1_weight=weight, **WEIGHTS)
+        gan.compile(d_optimizer=keras.optimizers.Adam(1e-3),
+                    g_optimizer=keras.optimizers.SGD(0.0))
+        step = tf.function(gan._discriminator_step)
+        for _ in range(20):
+            step(batch)
+        penalties[weight] = _mean_squared_input_gradient(discriminator, batch["image"],
+                                                         batch["sentence"])
+    assert penalties[30.0] < 0.5 * penalties[0.0]
+
+
+def test_negative_r1_weight_raises():
+    generator, discriminator = _networks()
+    with pytest.raises(ValueError, match="r1_weight"):
+        xmcgan.XMCGAN(generator, discriminator, max_tokens=T, r1_weight=-1.0)

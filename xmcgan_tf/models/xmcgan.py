@@ -2,7 +2,7 @@
 https://arxiv.org/abs/2101.04702).
 
     L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real) [+ λ_mis · hinge_mis]
-          [+ λ_cf · hinge_cf]
+          [+ λ_cf · hinge_cf] [+ γ/2 · R1]
     L_G = hinge_G + λ1 · L_sent(fake) + λ2 · L_word(fake) + λ3 · (L_img^D + L_img^enc)
           + Σ_extra weight · term
 
@@ -46,7 +46,7 @@ from xmcgan_tf.networks import discriminator as discriminator_lib
 from xmcgan_tf.networks import generator as generator_lib
 
 D_LOSS_NAMES = ("loss/d_total", "loss/d_hinge", "loss/d_sentence", "loss/d_word",
-                "loss/d_mismatch", "loss/d_counterfactual")
+                "loss/d_mismatch", "loss/d_counterfactual", "loss/d_r1")
 G_LOSS_NAMES = ("loss/g_total", "loss/g_hinge", "loss/g_sentence", "loss/g_word",
                 "loss/g_image_d", "loss/g_image_enc")
 SCORE_NAMES = ("scores/real", "scores/fake", "contrastive/sentence_acc")
@@ -88,6 +88,9 @@ class BranchOutputs(NamedTuple):
       fake: DiscriminatorOutputs of (fake_images, inputs.sentence).
       counterfactual_projection: [B, C] D's sentence projection e of
         inputs.counterfactual_sentence, when hinge_cf is on; None otherwise.
+      real_gradient_penalty: float32 scalar R1 = E_real[‖∇_x D(x, s)‖²], the squared norm of
+        D's logit gradient with respect to the real images it saw (after the augmentation),
+        when the R1 penalty is on; None otherwise.
     """
 
     inputs: Branch
@@ -95,6 +98,7 @@ class BranchOutputs(NamedTuple):
     real: discriminator_lib.DiscriminatorOutputs
     fake: discriminator_lib.DiscriminatorOutputs
     counterfactual_projection: tf.Tensor | None = None
+    real_gradient_penalty: tf.Tensor | None = None
 
 
 class GeneratorLossTerm(Protocol):
@@ -205,6 +209,10 @@ class XMCGAN(keras.Model):
         updates ([B, S, S, 3] -> [B, S, S, 3] in [0, 1], e.g.
         `differentiable_augmentation.DifferentiableAugmentation`); None, the released update,
         feeds D the images as they are.
+      r1_weight: γ of the R1 penalty γ/2 · E_real[‖∇_x D(x, s)‖²] in L_D (Mescheder et al.
+        2018, https://arxiv.org/abs/1801.04406; StyleGAN2's regulariser of D), taken on the
+        real images as D sees them (after the augmentation). 0, the released update, leaves
+        it out.
       **kwargs: `keras.Model` arguments (name).
     """
 
@@ -221,7 +229,8 @@ class XMCGAN(keras.Model):
                  negative_sentences: tf.Tensor | None = None,
                  negative_image_keys: tf.Tensor | None = None, mismatch_weight: float = 0.0,
                  counterfactual_weight: float = 0.0, counterfactual_negatives: bool = False,
-                 augmentation: Callable[[tf.Tensor], tf.Tensor] | None = None, **kwargs):
+                 augmentation: Callable[[tf.Tensor], tf.Tensor] | None = None,
+                 r1_weight: float = 0.0, **kwargs):
         kwargs.setdefault("name", "xmcgan")
         super().__init__(**kwargs)
         if d_steps_per_g_step < 1:
@@ -255,6 +264,9 @@ class XMCGAN(keras.Model):
         if self.counterfactual_negatives and not self.counterfactual_weight:
             raise ValueError("counterfactual_negatives needs counterfactual_weight > 0")
         self.augmentation = augmentation
+        if r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0, got {r1_weight}")
+        self.r1_weight = float(r1_weight)
 
         config = generator.get_config()
         self.image_size = int(config["image_size"])
@@ -284,6 +296,8 @@ class XMCGAN(keras.Model):
             skipped.add("loss/d_mismatch")
         if not self.counterfactual_weight:
             skipped.add("loss/d_counterfactual")
+        if not self.r1_weight:
+            skipped.add("loss/d_r1")
         if not self.image_weight:
             skipped |= {"loss/g_image_d", "loss/g_image_enc"}
         if self.image_encoder is None:
@@ -334,24 +348,37 @@ class XMCGAN(keras.Model):
         if counterfactuals is not None:
             negatives = (counterfactuals if negatives is None else
                          tf.concat([negatives, tf.cast(counterfactuals, negatives.dtype)], 0))
-        outputs = self.discriminator(images, sentences, training=training,
-                                     negative_sentences=negatives)
+        num_real = _batch_size(branch.image)
+        with tf.GradientTape(watch_accessed_variables=False) as input_tape:
+            input_tape.watch(images)  # for the R1 penalty only
+            outputs = self.discriminator(images, sentences, training=training,
+                                         negative_sentences=negatives)
+        real_gradient_penalty = None
+        if self.r1_weight:
+            # D scores each image on its own: back-propagating 1 from every real logit (0 from
+            # the fakes) gives each real image the gradient of its own logit.
+            seed = tf.concat([tf.ones([num_real]), tf.zeros_like(outputs.logits[num_real:])], 0)
+            gradients = input_tape.gradient(outputs.logits, images, output_gradients=seed)
+            real_gradient_penalty = tf.reduce_mean(tf.reduce_sum(
+                tf.square(tf.cast(gradients[:num_real], tf.float32)), axis=[1, 2, 3]))
+        del input_tape
         counterfactual_projection = None
         if counterfactuals is not None:
             num_bank = 0 if self.negative_sentences is None else self.negative_sentences.shape[0]
             counterfactual_projection = outputs.negative_projection[num_bank:]  # [B, C]
             outputs = outputs._replace(
                 negative_projection=outputs.negative_projection[:num_bank])
-        real, fake = _split_real_fake(outputs, _batch_size(branch.image))
+        real, fake = _split_real_fake(outputs, num_real)
         return BranchOutputs(inputs=branch, fake_images=fake_images, real=real, fake=fake,
-                             counterfactual_projection=counterfactual_projection)
+                             counterfactual_projection=counterfactual_projection,
+                             real_gradient_penalty=real_gradient_penalty)
 
     # Losses (per-replica means; summed over branches).
 
     def discriminator_loss(self, outputs: Sequence[BranchOutputs]
                            ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """L_D = hinge_D + λ1 · L_sent(real) + λ2 · L_word(real) [+ λ_mis · hinge_mis]
-        [+ λ_cf · hinge_cf], summed over branches.
+        [+ λ_cf · hinge_cf] [+ γ/2 · R1], summed over branches.
 
         Returns:
           (L_D float32 scalar, {name: float32 scalar} of every term, L_D and the scores).
@@ -384,6 +411,9 @@ class XMCGAN(keras.Model):
                     o.counterfactual_projection))
                 for o in outputs])
             total += self.counterfactual_weight * terms["loss/d_counterfactual"]
+        if self.r1_weight:
+            terms["loss/d_r1"] = _sum([o.real_gradient_penalty for o in outputs])
+            total += 0.5 * self.r1_weight * terms["loss/d_r1"]
         terms["loss/d_total"] = total
         terms["scores/real"] = _sum([tf.reduce_mean(tf.cast(o.real.logits, tf.float32))
                                      for o in outputs]) / len(outputs)
