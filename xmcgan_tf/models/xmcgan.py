@@ -349,8 +349,10 @@ class XMCGAN(keras.Model):
             negatives = (counterfactuals if negatives is None else
                          tf.concat([negatives, tf.cast(counterfactuals, negatives.dtype)], 0))
         num_real = _batch_size(branch.image)
+        # The input tape records only while the R1 penalty is on.
         with tf.GradientTape(watch_accessed_variables=False) as input_tape:
-            input_tape.watch(images)  # for the R1 penalty only
+            if self.r1_weight:
+                input_tape.watch(images)
             outputs = self.discriminator(images, sentences, training=training,
                                          negative_sentences=negatives)
         real_gradient_penalty = None
