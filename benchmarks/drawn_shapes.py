@@ -85,15 +85,22 @@ def images_and_samples(model_dir: str, checkpoint: str | None, data_dir: str,
             np.concatenate(fake)[:num_samples].astype(np.float32))
 
 
+def header(first_column: str = "images") -> str:
+    """The table's two header lines: FIRST_COLUMN | objects per image | one column per shape."""
+    names = synthetic_scenes.SHAPES
+    return (f"| {first_column} | objects per image | " + " | ".join(names) + " |\n"
+            + "|---|---:|" + "---:|" * len(names))
+
+
+def row(label: str, per_image: float, shares: np.ndarray) -> str:
+    """One table line: label, objects per image, each shape's share."""
+    return (f"| {label} | {per_image:.2f} | "
+            + " | ".join(f"{share:.3f}" for share in shares) + " |")
+
+
 def markdown(rows: Sequence[tuple[str, float, np.ndarray]]) -> str:
     """A table: images | objects per image | one column per shape."""
-    names = synthetic_scenes.SHAPES
-    lines = ["| images | objects per image | " + " | ".join(names) + " |",
-             "|---|---:|" + "---:|" * len(names)]
-    for label, per_image, shares in rows:
-        lines.append(f"| {label} | {per_image:.2f} | "
-                     + " | ".join(f"{share:.3f}" for share in shares) + " |")
-    return "\n".join(lines)
+    return "\n".join([header()] + [row(*r) for r in rows])
 
 
 def main() -> None:

@@ -115,8 +115,7 @@ def main() -> None:
         args.data_dir, "train", batch_size=args.batch_size, training=True,
         max_tokens=info.max_tokens, embedding_dim=info.embedding_dim, image_size=IMAGE_SIZE,
         random_flip=False, seed=args.seed))
-    print("\n".join(drawn_shapes.markdown([]).split("\n")[:2]).replace("images", "step"),
-          flush=True)
+    print(drawn_shapes.header("step"), flush=True)
     start, losses = time.time(), []
     for i in range(1, args.steps + 1):
         losses.append([float(v) for v in step(next(images)["image"])])
@@ -127,9 +126,8 @@ def main() -> None:
         per_image, shares = drawn_shapes.shape_shares(cells["shape"],
                                                       len(synthetic_scenes.SHAPES))
         d_loss, g_loss = np.mean(losses[-args.report_every:], axis=0)
-        print(f"| {i} | {per_image:.2f} | " + " | ".join(f"{s:.3f}" for s in shares)
-              + f" |  (D {d_loss:.3f}, G {g_loss:.3f}, {time.time() - start:.0f} s)",
-              flush=True)
+        print(drawn_shapes.row(str(i), per_image, shares)
+              + f"  (D {d_loss:.3f}, G {g_loss:.3f}, {time.time() - start:.0f} s)", flush=True)
         if args.output_dir:
             os.makedirs(args.output_dir, exist_ok=True)
             grid = grids.image_grid(drawn[:GRID_IMAGES], columns=8)
